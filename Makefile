@@ -1,0 +1,72 @@
+# podvisor — build, guest image, tests.
+#
+#   make run    install dependencies, build, and start the daemon
+#   make test   install dependencies, build, run unit and end-to-end tests
+#   make bench  run the benchmarks and print their tables
+
+SHELL := /bin/bash
+GO ?= /usr/local/go/bin/go
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+export GOFLAGS := -buildvcs=false
+
+BIN   := bin
+BUILD := build
+GUEST := $(BUILD)/guest
+
+# Debian packages the host needs. busybox-static is only used by tests (it is
+# copied into a VM's shared directory, never into the guest image).
+APT_PACKAGES := qemu-system-x86 qemu-utils kmod cpio iproute2 busybox-static protobuf-compiler ca-certificates
+
+# The unprivileged account VMM processes run as.
+VMM_USER := podvisor-vmm
+
+PROTOC_GEN_GO_VERSION      := v1.35.2
+PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+OAPI_CODEGEN_VERSION       := v2.8.2
+# Development-time input for the generated Cloud Hypervisor client.
+CH_SPEC ?= ../shared/cloud-hypervisor/cloud-hypervisor.yaml
+
+.PHONY: all deps build guest test unit e2e bench run generate clean
+
+all: build
+
+deps: $(BUILD)/.deps
+$(BUILD)/.deps: Makefile
+	@mkdir -p $(BUILD)
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@id -u $(VMM_USER) >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin $(VMM_USER)
+	@touch $@
+
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/podvisor ./cmd/podvisor
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/podvisor-agent ./cmd/podvisor-agent
+
+include podvm/guest/guest.mk
+
+unit:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+e2e: deps build guest
+	$(GO) test -tags e2e -count=1 -timeout 40m -v ./e2e/... -args -guest-dir=$(CURDIR)/$(GUEST) -bin-dir=$(CURDIR)/$(BIN)
+
+test: deps build guest unit e2e
+
+bench: deps build guest
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./e2e/... -args -guest-dir=$(CURDIR)/$(GUEST) -bin-dir=$(CURDIR)/$(BIN)
+
+run: deps build guest
+	$(BIN)/podvisor --guest-dir $(CURDIR)/$(GUEST)
+
+generate:
+	GOBIN=$(HOME)/go/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(HOME)/go/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	protoc --go_out=paths=source_relative:. --go-grpc_out=paths=source_relative:. podvm/agent/agentpb/agent.proto
+
+clean:
+	rm -rf $(BIN) $(BUILD)
