@@ -58,7 +58,7 @@ e2e: deps build guest
 test: deps build guest unit e2e
 
 bench: deps build guest
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./e2e/... -args -guest-dir=$(CURDIR)/$(GUEST) -bin-dir=$(CURDIR)/$(BIN)
+	$(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -timeout 60m ./e2e/... -args -guest-dir=$(CURDIR)/$(GUEST) -bin-dir=$(CURDIR)/$(BIN)
 
 run: deps build guest
 	$(BIN)/podvisor --guest-dir $(CURDIR)/$(GUEST)
