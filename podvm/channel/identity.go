@@ -67,7 +67,7 @@ func (id Identity) MarshalPEM() (cert, key []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("marshal key: %w", err)
 	}
-	cert = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: id.CertDER})
+	cert = CertPEM(id.CertDER)
 	key = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k})
 	return cert, key, nil
 }
@@ -100,6 +100,11 @@ func ParseIdentityPEM(certPEM, keyPEM []byte) (Identity, error) {
 		return Identity{}, errors.New("key does not match certificate")
 	}
 	return Identity{CertDER: der, Key: key}, nil
+}
+
+// CertPEM encodes a DER certificate as PEM.
+func CertPEM(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 // ParseCertPEM returns the DER bytes of a single PEM certificate.
