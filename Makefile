@@ -52,13 +52,17 @@ unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
+E2E_ENV := PODVISOR_GUEST_DIR=$(CURDIR)/$(GUEST) PODVISOR_BIN_DIR=$(CURDIR)/$(BIN)
+# Packages with VM tests (build tag e2e): they need root and QEMU.
+E2E_PKGS := ./e2e/... ./podvm/...
+
 e2e: deps build guest
-	$(GO) test -tags e2e -count=1 -timeout 40m -v ./e2e/... -args -guest-dir=$(CURDIR)/$(GUEST) -bin-dir=$(CURDIR)/$(BIN)
+	$(E2E_ENV) $(GO) test -tags e2e -count=1 -p 1 -timeout 40m -v $(E2E_PKGS)
 
 test: deps build guest unit e2e
 
 bench: deps build guest
-	$(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -timeout 60m ./e2e/... -args -guest-dir=$(CURDIR)/$(GUEST) -bin-dir=$(CURDIR)/$(BIN)
+	$(E2E_ENV) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -timeout 60m ./e2e/...
 
 run: deps build guest
 	$(BIN)/podvisor --guest-dir $(CURDIR)/$(GUEST)
@@ -67,6 +71,8 @@ generate:
 	GOBIN=$(HOME)/go/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	GOBIN=$(HOME)/go/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 	protoc --go_out=paths=source_relative:. --go-grpc_out=paths=source_relative:. podvm/agent/agentpb/agent.proto
+	$(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@$(OAPI_CODEGEN_VERSION) -config hypervisor/cloudhypervisor/chapi/oapi-codegen.yaml -o hypervisor/cloudhypervisor/chapi/chapi.gen.go $(CH_SPEC)
+	$(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@$(OAPI_CODEGEN_VERSION) -config hypervisor/cloudhypervisor/chapi/chspec/oapi-codegen.yaml -o hypervisor/cloudhypervisor/chapi/chspec/chspec.gen.go $(CH_SPEC)
 
 clean:
 	rm -rf $(BIN) $(BUILD)

@@ -123,12 +123,12 @@ type Device struct {
 
 // State is the serialisable identity of a running VM.
 type State struct {
-	Driver   string            `json:"driver"`
-	ID       string            `json:"id"`
-	PID      int               `json:"pid"`
-	StartTime uint64           `json:"startTime"` // /proc/<pid>/stat field 22, guards against PID reuse
-	StateDir string            `json:"stateDir"`
-	Extra    map[string]string `json:"extra,omitempty"`
+	Driver    string            `json:"driver"`
+	ID        string            `json:"id"`
+	PID       int               `json:"pid"`
+	StartTime uint64            `json:"startTime"` // /proc/<pid>/stat field 22, guards against PID reuse
+	StateDir  string            `json:"stateDir"`
+	Extra     map[string]string `json:"extra,omitempty"`
 }
 
 // Validate checks the parts of cfg every driver relies on.

@@ -330,3 +330,43 @@ func TestIdentityPEMRoundTrip(t *testing.T) {
 		t.Fatal("junk certificate accepted")
 	}
 }
+
+// TestStaleBytesBeforeSession models a virtio-serial port on which an earlier
+// host left bytes the guest never read, including a partial preamble: the
+// next session must still come up.
+func TestStaleBytesBeforeSession(t *testing.T) {
+	p := newPair(t)
+	a, b := socketPair(t)
+	stale := append([]byte("leftover TLS records \x00\x00"), preamble[:7]...)
+	if _, err := a.Write(stale); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	gch := make(chan error, 1)
+	go func() {
+		g, err := Accept(ctx, b, p.guest, p.host.CertDER, Options{})
+		if g != nil {
+			defer g.Close()
+		}
+		gch <- err
+	}()
+	h, err := Connect(ctx, a, p.host, p.guest.CertDER, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if err := <-gch; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSkipToPreambleGivesUp(t *testing.T) {
+	a, b := socketPair(t)
+	defer a.Close()
+	go a.Write(bytes.Repeat([]byte{'x'}, 4096))
+	err := skipToPreamble(context.Background(), b, 200*time.Millisecond)
+	if err == nil {
+		t.Fatal("found a preamble in garbage")
+	}
+}

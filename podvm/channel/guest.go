@@ -45,6 +45,10 @@ type GuestSession struct {
 // conn is closed.
 func Accept(ctx context.Context, conn net.Conn, self Identity, hostCert []byte, opts Options) (*GuestSession, error) {
 	opts = opts.withDefaults()
+	if err := skipToPreamble(ctx, conn, opts.HandshakeTimeout); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	tc := tls.Server(conn, tlsConfig(self, hostCert))
 	if err := handshake(ctx, tc, opts.HandshakeTimeout); err != nil {
 		conn.Close()

@@ -20,6 +20,10 @@ type HostSession struct {
 // guest's pinned certificate. On error conn is closed.
 func Connect(ctx context.Context, conn net.Conn, self Identity, guestCert []byte, opts Options) (*HostSession, error) {
 	opts = opts.withDefaults()
+	if err := writePreamble(conn, opts.HandshakeTimeout); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	tc := tls.Client(conn, tlsConfig(self, guestCert))
 	if err := handshake(ctx, tc, opts.HandshakeTimeout); err != nil {
 		conn.Close()

@@ -121,6 +121,56 @@ func isAuthAlert(err error) bool {
 	return false
 }
 
+// preamble starts every session, sent by the host before TLS. Transports
+// without connections (virtio-serial) may still hold bytes an earlier host
+// left unread; the guest discards everything before the preamble.
+var preamble = []byte("\x00podvisor-channel-v1\x00")
+
+// maxSkip bounds the stale bytes the guest discards while looking for the
+// preamble.
+const maxSkip = 1 << 20
+
+func writePreamble(c net.Conn, timeout time.Duration) error {
+	c.SetWriteDeadline(time.Now().Add(timeout))
+	defer c.SetWriteDeadline(time.Time{})
+	if _, err := c.Write(preamble); err != nil {
+		return fmt.Errorf("send preamble: %w", err)
+	}
+	return nil
+}
+
+// skipToPreamble reads c one byte at a time (nothing after the preamble may
+// be consumed) until the preamble has gone by.
+func skipToPreamble(ctx context.Context, c net.Conn, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.SetReadDeadline(deadline)
+	defer c.SetReadDeadline(time.Time{})
+	var b [1]byte
+	matched := 0
+	for n := 0; n < maxSkip+len(preamble); n++ {
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return fmt.Errorf("wait for preamble: %w", err)
+		}
+		switch {
+		case b[0] == preamble[matched]:
+			matched++
+		case b[0] == preamble[0]:
+			// No longer prefix of the preamble recurs inside it, so a
+			// mismatch on its first byte restarts the match at one.
+			matched = 1
+		default:
+			matched = 0
+		}
+		if matched == len(preamble) {
+			return nil
+		}
+	}
+	return fmt.Errorf("wait for preamble: no preamble in %d bytes", maxSkip)
+}
+
 // ackByte is the guest's confirmation that it accepted the host.
 const ackByte = 0x06
 

@@ -1,0 +1,178 @@
+// Command podvisor-agent is PID 1 of every pod VM. It takes its per-VM keys
+// out of the initramfs before anything else runs, prepares the guest, then
+// serves the host over the authenticated guest channel, one session at a
+// time, for as long as the VM lives: a host that restarts reconnects to the
+// same agent and finds its processes still there.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"k8s.io/klog/v2"
+
+	"github.com/podvisor/podvisor/podvm/agent"
+	"github.com/podvisor/podvisor/podvm/agent/agentpb"
+	"github.com/podvisor/podvisor/podvm/agent/initsys"
+	"github.com/podvisor/podvisor/podvm/agent/reaper"
+	"github.com/podvisor/podvisor/podvm/channel"
+)
+
+// version is set at link time.
+var version = "dev"
+
+// Where the host puts this VM's keys in the initramfs overlay, and where the
+// shared directory is mounted (both fixed by the host's podvm package).
+const (
+	keyDir    = "/.podvisor/keys"
+	sharedDir = "/run/podvisor/shared"
+)
+
+func main() {
+	// First line on the console: boot benchmarks time the guest up to here.
+	fmt.Println("podvisor-agent: init")
+	if err := run(); err != nil {
+		klog.ErrorS(err, "Agent failed")
+		klog.Flush()
+		if os.Getpid() == 1 {
+			// PID 1 must not exit (the kernel would panic with no message
+			// the host can read); power off so the VMM exits.
+			initsys.PowerOff()
+		}
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	keys, err := loadKeys()
+	if err != nil {
+		return err
+	}
+	if err := initsys.Setup(initsys.Options{}); err != nil {
+		return err
+	}
+	cmdline, err := initsys.ReadCmdline()
+	if err != nil {
+		return err
+	}
+	if err := initsys.SetupConsole(); err != nil {
+		klog.ErrorS(err, "Console setup failed")
+	}
+	if tag := cmdline["shared"]; tag != "" {
+		if err := initsys.MountShared(tag, sharedDir); err != nil {
+			return err
+		}
+	}
+
+	rp, err := reaper.New()
+	if err != nil {
+		return err
+	}
+	go rp.Run(context.Background())
+
+	broker := &sessionBroker{}
+	svc, err := agent.New(agent.Config{
+		Reaper:   rp,
+		Broker:   broker,
+		PowerOff: initsys.PowerOff,
+		Version:  version,
+	})
+	if err != nil {
+		return err
+	}
+	tr, err := findTransport()
+	if err != nil {
+		return err
+	}
+	klog.InfoS("Agent serving", "transport", tr.String(), "version", version)
+	for {
+		if err := serveSession(tr, keys, broker, svc); err != nil && !errors.Is(err, io.EOF) {
+			klog.InfoS("Host session ended", "err", err)
+		}
+		// A host that is not there yet, or gave up, is retried calmly.
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type agentKeys struct {
+	self     channel.Identity
+	hostCert []byte
+}
+
+// loadKeys reads the VM's keys from the initramfs and deletes them, so that
+// nothing started later in the guest can read them from a file.
+func loadKeys() (agentKeys, error) {
+	files, err := initsys.ReadAndRemoveSecrets(keyDir)
+	if err != nil {
+		return agentKeys{}, fmt.Errorf("read keys: %w", err)
+	}
+	self, err := channel.ParseIdentityPEM(files["agent.crt"], files["agent.key"])
+	if err != nil {
+		return agentKeys{}, fmt.Errorf("agent identity: %w", err)
+	}
+	host, err := channel.ParseCertPEM(files["host.crt"])
+	if err != nil {
+		return agentKeys{}, fmt.Errorf("host certificate: %w", err)
+	}
+	return agentKeys{self: self, hostCert: host}, nil
+}
+
+// serveSession authenticates one host connection and serves it until it
+// ends.
+func serveSession(tr transport, keys agentKeys, broker *sessionBroker, svc *agent.Service) error {
+	ctx := context.Background()
+	raw, err := tr.Next(ctx)
+	if err != nil {
+		return err
+	}
+	sess, err := channel.Accept(ctx, raw, keys.self, keys.hostCert, channel.Options{})
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	klog.V(2).InfoS("Host session established")
+	broker.set(sess)
+	defer broker.set(nil)
+
+	srv := grpc.NewServer(agent.ServerOptions()...)
+	agentpb.RegisterAgentServer(srv, svc)
+	lis := sess.Listener()
+	go func() {
+		<-sess.Done()
+		srv.Stop()
+	}()
+	return srv.Serve(lis)
+}
+
+// sessionBroker hands the service the stdio streams of whichever host
+// session is current; processes outlive sessions.
+type sessionBroker struct {
+	cur atomic.Pointer[channel.GuestSession]
+}
+
+func (b *sessionBroker) set(s *channel.GuestSession) { b.cur.Store(s) }
+
+func (b *sessionBroker) Take(ctx context.Context, id string, kind agent.StreamKind) (io.ReadWriteCloser, error) {
+	sess := b.cur.Load()
+	if sess == nil {
+		return nil, fmt.Errorf("%s stream of %q: no host session", kind, id)
+	}
+	var k channel.StreamKind
+	switch kind {
+	case agent.StreamStdin:
+		k = channel.KindStdin
+	case agent.StreamStdout:
+		k = channel.KindStdout
+	case agent.StreamStderr:
+		k = channel.KindStderr
+	default:
+		return nil, fmt.Errorf("unknown stream kind %v", kind)
+	}
+	return sess.Take(ctx, id, k)
+}
