@@ -14,10 +14,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/podvisor/podvisor/hypervisor/qemu"
+	"github.com/podvisor/podvisor/hypervisor/vmmselect"
 	"github.com/podvisor/podvisor/podvm"
 )
 
@@ -74,6 +75,29 @@ func vmmCredentials(t testing.TB) (uint32, uint32) {
 	return uint32(uid), uint32(gid)
 }
 
+var (
+	vmmOnce   sync.Once
+	vmmChoice vmmselect.Choice
+	vmmErr    error
+)
+
+// chooseVMM runs the daemon's automatic VMM selection once per test binary:
+// on this kind of host it must settle on QEMU.
+func chooseVMM(t testing.TB) vmmselect.Choice {
+	vmmOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		vmmChoice, vmmErr = vmmselect.Choose(ctx, vmmselect.Options{
+			Driver: vmmselect.Auto,
+			Kernel: filepath.Join(guestDir, "vmlinuz"),
+		})
+	})
+	if vmmErr != nil {
+		t.Fatalf("choose VMM: %v", vmmErr)
+	}
+	return vmmChoice
+}
+
 // env is one test's pod VM environment: a private state directory under
 // /run (traversable by the VMM account, unlike t.TempDir) and a manager.
 type env struct {
@@ -95,10 +119,12 @@ func newEnv(t testing.TB, guest string) *env {
 		t.Fatal(err)
 	}
 	uid, gid := vmmCredentials(t)
+	choice := chooseVMM(t)
 	mgr, err := podvm.NewManager(podvm.Config{
 		StateDir:    stateDir,
 		GuestDir:    guest,
-		Driver:      qemu.New(qemu.Options{}),
+		Driver:      choice.Driver,
+		KVM:         choice.KVM,
 		VMMUser:     uid,
 		VMMGroup:    gid,
 		BootTimeout: 3 * time.Minute,
