@@ -352,6 +352,18 @@ func qemuProcesses(arg string) []string {
 	return pids
 }
 
+// childPIDs lists a process's children.
+func childPIDs(pid int) []int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		var p int
+		fmt.Sscanf(f, "%d", &p)
+		pids = append(pids, p)
+	}
+	return pids
+}
+
 // rssKiB is a process's resident set size.
 func rssKiB(pid int) int {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -194,6 +194,7 @@ func TestVMKilled(t *testing.T) {
 func TestVMGuestPowerOff(t *testing.T) {
 	img := requireVM(t)
 	cfg := vmConfig(t, img, "poweroff")
+	cfg.VCPUs = 2 // also covers multi-threaded TCG
 	vm := launchVM(t, New(testOptions()), cfg)
 	a := dialAgent(t, vm)
 	if got := a.ask(t, "poweroff"); got != "ok" {
@@ -328,8 +329,12 @@ func TestSharedFS(t *testing.T) {
 		t.Fatalf("cat: %q", got)
 	}
 	time.Sleep(2 * time.Second) // let the guest settle before measuring
-	t.Logf("idle 256 MiB VM: QEMU RSS %d KiB, virtiofsd RSS %d KiB (+ sandbox child)",
-		rssKiB(vm.State().PID), rssKiB(fsd.State().PID))
+	fsdRSS := rssKiB(fsd.State().PID)
+	for _, c := range childPIDs(fsd.State().PID) {
+		fsdRSS += rssKiB(c)
+	}
+	t.Logf("idle 256 MiB VM: QEMU RSS %d KiB, virtiofsd RSS %d KiB (with its sandbox child)",
+		rssKiB(vm.State().PID), fsdRSS)
 	a.conn.Close()
 
 	if err := vm.Stop(ctx); err != nil {

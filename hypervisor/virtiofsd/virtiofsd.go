@@ -8,11 +8,9 @@ package virtiofsd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -22,102 +20,6 @@ import (
 	"github.com/podvisor/podvisor/hypervisor"
 	"github.com/podvisor/podvisor/hypervisor/vmmproc"
 )
-
-// DefaultBinary is Debian's C virtiofsd (package qemu-system-common).
-const DefaultBinary = "/usr/lib/qemu/virtiofsd"
-
-// CacheMode is virtiofsd's -o cache= value.
-type CacheMode string
-
-const (
-	// CacheAuto caches metadata and data for about a second: host-side
-	// changes (kubelet updating a configMap volume) show up in the guest
-	// soon, without a round trip to the host on every stat.
-	CacheAuto CacheMode = "auto"
-	// CacheNone makes every access a round trip: fully coherent, slow.
-	CacheNone CacheMode = "none"
-	// CacheAlways never revalidates: host-side changes may stay unseen.
-	CacheAlways CacheMode = "always"
-)
-
-// Config describes one virtiofsd. Zero fields take defaults.
-type Config struct {
-	// ID names the VM this daemon serves, in logs.
-	ID string
-	// Binary is the virtiofsd executable; DefaultBinary when empty.
-	Binary string
-	// SharedDir is the directory served, as the guest's filesystem root.
-	SharedDir string
-	// SocketPath is where the vhost-user socket is created. Its directory
-	// must exist.
-	SocketPath string
-	// SocketGroup, when non-zero, is the group allowed to connect (socket
-	// mode 0660): that of the unprivileged VMM. Zero keeps it root-only.
-	SocketGroup uint32
-	// LogPath receives virtiofsd's stderr; empty discards it.
-	LogPath string
-	// Cache is the cache mode; CacheAuto when empty.
-	Cache CacheMode
-	// ThreadPoolSize is virtiofsd's worker pool; 0 handles requests on the
-	// virtqueue thread, the cheapest in memory and fine for one pod.
-	ThreadPoolSize int
-	// Xattr passes extended attributes through. Off by default: with it a
-	// guest could set trusted.* and security.* attributes on host files.
-	Xattr bool
-}
-
-func (c *Config) withDefaults() {
-	if c.Binary == "" {
-		c.Binary = DefaultBinary
-	}
-	if c.Cache == "" {
-		c.Cache = CacheAuto
-	}
-}
-
-// Validate checks c; it has no side effects.
-func (c *Config) Validate() error {
-	switch {
-	case !filepath.IsAbs(c.SharedDir):
-		return fmt.Errorf("%w: virtiofsd: shared dir %q is not an absolute path", hypervisor.ErrInvalidConfig, c.SharedDir)
-	case !filepath.IsAbs(c.SocketPath) || len(c.SocketPath) > 107:
-		return fmt.Errorf("%w: virtiofsd: socket path %q must be absolute and at most 107 bytes", hypervisor.ErrInvalidConfig, c.SocketPath)
-	case c.ThreadPoolSize < 0 || c.ThreadPoolSize > 64:
-		return fmt.Errorf("%w: virtiofsd: thread pool size %d out of range 0-64", hypervisor.ErrInvalidConfig, c.ThreadPoolSize)
-	}
-	switch c.Cache {
-	case "", CacheAuto, CacheNone, CacheAlways:
-	default:
-		return fmt.Errorf("%w: virtiofsd: cache mode %q", hypervisor.ErrInvalidConfig, c.Cache)
-	}
-	fi, err := os.Stat(c.SharedDir)
-	if err != nil {
-		return fmt.Errorf("%w: virtiofsd: %w", hypervisor.ErrInvalidConfig, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%w: virtiofsd: %s is not a directory", hypervisor.ErrInvalidConfig, c.SharedDir)
-	}
-	return nil
-}
-
-// args is virtiofsd's command line; the listening socket is fd 3.
-func (c *Config) args() []string {
-	a := []string{
-		"--fd=3",
-		"-o", "source=" + c.SharedDir,
-		"-o", "sandbox=namespace",
-		"-o", "cache=" + string(c.Cache),
-		// Volumes are bind mounts inside the shared dir: announcing them
-		// gives the guest one submount each, so inode numbers of different
-		// host filesystems cannot collide.
-		"-o", "announce_submounts",
-		"--thread-pool-size=" + strconv.Itoa(c.ThreadPoolSize),
-	}
-	if c.Xattr {
-		a = append(a, "-o", "xattr")
-	}
-	return a
-}
 
 // State is what a later daemon needs to Attach.
 type State struct {
@@ -132,6 +34,9 @@ type Daemon struct {
 	id     string
 	socket string
 	proc   *vmmproc.Process
+
+	mu      sync.Mutex
+	stopped bool // Stop was called: how it exited is no error
 }
 
 // Start validates cfg, creates the vhost-user socket and starts virtiofsd
@@ -199,15 +104,19 @@ func (d *Daemon) SocketPath() string { return d.socket }
 // its VMM disconnects.
 func (d *Daemon) Done() <-chan struct{} { return d.proc.Done() }
 
-// Err is why virtiofsd exited: nil while it runs, after a clean exit (its
-// VMM went away) or for an attached process whose status is unknowable.
+// Err is why virtiofsd exited: nil while it runs, after Stop, after a clean
+// exit (its VMM went away) or for an attached process whose status is
+// unknowable.
 func (d *Daemon) Err() error {
 	select {
 	case <-d.proc.Done():
 	default:
 		return nil
 	}
-	if err := d.proc.Err(); err != nil {
+	d.mu.Lock()
+	stopped := d.stopped
+	d.mu.Unlock()
+	if err := d.proc.Err(); err != nil && !stopped {
 		return fmt.Errorf("virtiofsd exited: %w", err)
 	}
 	return nil
@@ -220,6 +129,9 @@ const stopGrace = 5 * time.Second
 // ends. It removes the socket. Stopping one that already exited (normal
 // once its VMM is gone) returns nil.
 func (d *Daemon) Stop(ctx context.Context) error {
+	d.mu.Lock()
+	d.stopped = true
+	d.mu.Unlock()
 	if err := d.proc.Signal(syscall.SIGTERM); err != nil {
 		return fmt.Errorf("stop virtiofsd: %w", err)
 	}
@@ -237,73 +149,5 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		return fmt.Errorf("stop virtiofsd: %w", err)
 	}
 	klog.V(2).InfoS("virtiofsd stopped", "vm", d.id, "pid", d.proc.PID)
-	return nil
-}
-
-// listen creates the vhost-user socket, accessible to root and, when gid is
-// non-zero, to that group. Permissions are set before listen(2), so no one
-// else can connect in between.
-func listen(path string, gid uint32) (*os.File, error) {
-	if err := removeStaleSocket(path); err != nil {
-		return nil, err
-	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("socket: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), path)
-	if err := bindListen(fd, path, gid); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
-func bindListen(fd int, path string, gid uint32) error {
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
-		return fmt.Errorf("bind %s: %w", path, err)
-	}
-	mode := uint32(0o600)
-	if gid != 0 {
-		mode = 0o660
-		if err := unix.Lchown(path, 0, int(gid)); err != nil {
-			_ = os.Remove(path)
-			return fmt.Errorf("chown %s: %w", path, err)
-		}
-	}
-	if err := unix.Fchmodat(unix.AT_FDCWD, path, mode, 0); err != nil {
-		_ = os.Remove(path)
-		return fmt.Errorf("chmod %s: %w", path, err)
-	}
-	// One pending connection is all a single-client daemon needs.
-	if err := unix.Listen(fd, 1); err != nil {
-		_ = os.Remove(path)
-		return fmt.Errorf("listen %s: %w", path, err)
-	}
-	return nil
-}
-
-// removeStaleSocket removes a socket a crashed run left at path. It does not
-// probe it by connecting: a live virtiofsd would take the probe for its one
-// VMM and exit when it closed. One virtiofsd per socket path is the
-// caller's contract.
-func removeStaleSocket(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode().Type() != os.ModeSocket {
-		return fmt.Errorf("%s exists and is not a socket", path)
-	}
-	return os.Remove(path)
-}
-
-func removeSocket(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
 	return nil
 }

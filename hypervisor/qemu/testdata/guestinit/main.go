@@ -152,7 +152,8 @@ func handle(line string) string {
 		if err != nil {
 			return "error " + err.Error()
 		}
-		return strings.TrimSpace(string(b))
+		// One reply per line: a multi-line file comes back joined.
+		return strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", " | ")
 	case "poweroff":
 		go func() {
 			time.Sleep(100 * time.Millisecond)
