@@ -84,6 +84,9 @@ type Config struct {
 	// User and Group, when non-zero, are the credentials the VMM process
 	// runs with. StateDir must be owned by them.
 	User, Group uint32
+	// Groups are supplementary groups of the VMM process, e.g. the group
+	// owning /dev/kvm.
+	Groups []uint32
 
 	// ConsoleLog receives the guest's serial console; empty discards it.
 	ConsoleLog string

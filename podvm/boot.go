@@ -201,6 +201,7 @@ func (b *boot) launchVMM(ctx context.Context) error {
 		NetNSPath:  b.spec.NetNSPath,
 		User:       b.m.cfg.VMMUser,
 		Group:      b.m.cfg.VMMGroup,
+		Groups:     b.m.cfg.VMMGroups,
 		ConsoleLog: b.spec.ConsoleLog,
 		KVM:        b.m.cfg.KVM,
 	}

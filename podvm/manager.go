@@ -38,6 +38,9 @@ type Config struct {
 	// VMMUser/VMMGroup are the credentials VMM processes run with; zero
 	// keeps root (only for drivers or hosts where dropping is impossible).
 	VMMUser, VMMGroup uint32
+	// VMMGroups are supplementary groups of VMM processes; with KVM, the
+	// group that owns /dev/kvm.
+	VMMGroups []uint32
 	// BootTimeout bounds launch through agent-ready.
 	BootTimeout time.Duration
 	// StopTimeout bounds a graceful guest power-off before the VMM is

@@ -100,6 +100,7 @@ func (l *launch) startVMM(context.Context) error {
 		NetNSPath: cfg.NetNSPath,
 		UID:       cfg.User,
 		GID:       cfg.Group,
+		Groups:    cfg.Groups,
 		Log:       log,
 	})
 	// The child holds its own copy of the log fd.

@@ -102,6 +102,7 @@ func (l *launch) startQEMU(context.Context) error {
 		NetNSPath:  l.cfg.NetNSPath,
 		UID:        l.cfg.User,
 		GID:        l.cfg.Group,
+		Groups:     l.cfg.Groups,
 		Log:        l.log,
 	})
 	if err != nil {

@@ -29,9 +29,10 @@ type Spec struct {
 	ExtraFiles []*os.File
 	// NetNSPath, when set, is the network namespace the child starts in.
 	NetNSPath string
-	// UID/GID, when non-zero, are the child's credentials (no supplementary
-	// groups).
+	// UID/GID, when non-zero, are the child's credentials, with exactly
+	// Groups as supplementary groups.
 	UID, GID uint32
+	Groups   []uint32
 	// Log receives stdout and stderr; nil discards them.
 	Log *os.File
 }
@@ -50,6 +51,8 @@ type Process struct {
 // Start launches spec in a new session, so that it outlives the daemon.
 func Start(spec Spec) (*Process, error) {
 	cmd := exec.Command(spec.Path, spec.Args...)
+	// The child needs no working directory of the daemon's.
+	cmd.Dir = "/"
 	cmd.Env = spec.Env
 	if cmd.Env == nil {
 		cmd.Env = []string{}
@@ -60,7 +63,8 @@ func Start(spec Spec) (*Process, error) {
 	}
 	attr := &syscall.SysProcAttr{Setsid: true}
 	if spec.UID != 0 || spec.GID != 0 {
-		attr.Credential = &syscall.Credential{Uid: spec.UID, Gid: spec.GID, Groups: []uint32{}}
+		groups := append([]uint32{}, spec.Groups...)
+		attr.Credential = &syscall.Credential{Uid: spec.UID, Gid: spec.GID, Groups: groups}
 	}
 	cmd.SysProcAttr = attr
 
