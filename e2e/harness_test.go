@@ -108,6 +108,12 @@ type env struct {
 
 func newEnv(t testing.TB, guest string) *env {
 	t.Helper()
+	return newEnvWith(t, guest, nil)
+}
+
+// newEnvWith is newEnv with a chance to adjust the manager's configuration.
+func newEnvWith(t testing.TB, guest string, adjust func(*podvm.Config)) *env {
+	t.Helper()
 	if guest == "" {
 		guest = guestDir
 	}
@@ -120,7 +126,7 @@ func newEnv(t testing.TB, guest string) *env {
 	}
 	uid, gid := vmmCredentials(t)
 	choice := chooseVMM(t)
-	mgr, err := podvm.NewManager(podvm.Config{
+	cfg := podvm.Config{
 		StateDir:    stateDir,
 		GuestDir:    guest,
 		Driver:      choice.Driver,
@@ -129,7 +135,11 @@ func newEnv(t testing.TB, guest string) *env {
 		VMMGroup:    gid,
 		BootTimeout: 3 * time.Minute,
 		StopTimeout: 10 * time.Second,
-	})
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	mgr, err := podvm.NewManager(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

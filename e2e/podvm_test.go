@@ -241,3 +241,19 @@ func TestBootRefusesTamperedGuest(t *testing.T) {
 		t.Fatalf("error %v does not report the kernel digest mismatch", err)
 	}
 }
+
+// TestBootFailureAfterLaunchLeavesNothing fails a boot after virtiofsd and
+// the VMM are running (the agent cannot answer within the boot timeout):
+// the rollback must stop both and remove the VM's directory.
+func TestBootFailureAfterLaunchLeavesNothing(t *testing.T) {
+	e := newEnvWith(t, "", func(c *podvm.Config) { c.BootTimeout = 1500 * time.Millisecond })
+	vm, err := e.mgr.Boot(context.Background(), podvm.Spec{ID: "too-slow", VCPUs: 1, MemoryMiB: 256, SharedDir: e.sharedDir()})
+	if err == nil {
+		vm.Stop(context.Background())
+		t.Skip("this host boots a pod VM in under 1.5 s (KVM): the timeout cannot interrupt it")
+	}
+	if !errors.Is(err, podvm.ErrBoot) || !(strings.Contains(err.Error(), "connect agent") || strings.Contains(err.Error(), "launch VMM")) {
+		t.Fatalf("error %v is not a failure after the VMM was started", err)
+	}
+	// newEnv's cleanup checks that no directory or process is left.
+}
