@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/podvisor/podvisor/hypervisor"
+	"github.com/podvisor/podvisor/hypervisor/undo"
 	"github.com/podvisor/podvisor/hypervisor/virtiofsd"
 	"github.com/podvisor/podvisor/podvm/channel"
 	"github.com/podvisor/podvisor/podvm/guest"
@@ -53,7 +54,7 @@ var bootSteps = []bootStep{
 type boot struct {
 	m    *Manager
 	spec Spec
-	undo undoStack
+	undo undo.Stack
 
 	img       *guest.Image
 	dir       string
@@ -77,7 +78,7 @@ func (m *Manager) Boot(ctx context.Context, spec Spec) (_ *VM, retErr error) {
 	b := &boot{m: m, spec: spec}
 	defer func() {
 		if retErr != nil {
-			if err := b.undo.run(spec.ID); err != nil {
+			if err := b.undo.Run(undoTimeout, "vm", spec.ID); err != nil {
 				retErr = errors.Join(retErr, err)
 			}
 		}
@@ -111,7 +112,7 @@ func (b *boot) makeDirs(context.Context) error {
 	if err := os.Mkdir(b.dir, 0o711); err != nil {
 		return fmt.Errorf("create %s: %w", b.dir, err)
 	}
-	b.undo.push("remove VM directory", func(context.Context) error { return os.RemoveAll(b.dir) })
+	b.undo.Push("remove VM directory", func(context.Context) error { return os.RemoveAll(b.dir) })
 	uid, gid := b.m.cfg.VMMUser, b.m.cfg.VMMGroup
 	for _, d := range []struct {
 		name     string
@@ -184,7 +185,7 @@ func (b *boot) startVirtiofsd(ctx context.Context) error {
 		return err
 	}
 	b.fsd = d
-	b.undo.push("stop virtiofsd", d.Stop)
+	b.undo.Push("stop virtiofsd", d.Stop)
 	return nil
 }
 
@@ -216,7 +217,7 @@ func (b *boot) launchVMM(ctx context.Context) error {
 		return err
 	}
 	b.vmm = vm
-	b.undo.push("stop VMM", vm.Stop)
+	b.undo.Push("stop VMM", vm.Stop)
 	// The VMM has read the initramfs; the guest's private key need not stay
 	// on the host.
 	if err := os.Remove(b.initramfs); err != nil {
@@ -241,6 +242,6 @@ func (b *boot) connectAgent(ctx context.Context) error {
 		return err
 	}
 	b.agent = a
-	b.undo.push("close agent session", func(context.Context) error { return a.Close() })
+	b.undo.Push("close agent session", func(context.Context) error { return a.Close() })
 	return nil
 }

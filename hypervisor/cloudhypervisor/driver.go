@@ -44,10 +44,10 @@ func (d *Driver) Launch(ctx context.Context, cfg hypervisor.Config) (_ hyperviso
 		// Starting a VMM only to kill it helps nobody.
 		return nil, fmt.Errorf("launch VM %q: %w", cfg.ID, err)
 	}
-	l := &launch{plan: p, opts: &d.opts, undo: undoStack{vmID: cfg.ID}}
+	l := &launch{plan: p, opts: &d.opts}
 	defer func() {
 		if retErr != nil {
-			l.undo.run()
+			l.undo.Run(launchUndoTimeout, "vm", cfg.ID)
 		}
 	}()
 

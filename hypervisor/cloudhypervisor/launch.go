@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/podvisor/podvisor/hypervisor/cloudhypervisor/chapi"
+	"github.com/podvisor/podvisor/hypervisor/undo"
 	"github.com/podvisor/podvisor/hypervisor/vmmproc"
 )
 
@@ -27,7 +28,7 @@ const (
 type launch struct {
 	plan *launchPlan
 	opts *Options
-	undo undoStack
+	undo undo.Stack
 
 	proc *vmmproc.Process
 	api  *apiClient
@@ -71,7 +72,7 @@ func (l *launch) prepareFiles(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create console log: %w", err)
 	}
-	l.undo.push("remove console log", func() error { return removeFiles(cfg.ConsoleLog) })
+	l.undo.Push("remove console log", func(context.Context) error { return removeFiles(cfg.ConsoleLog) })
 	if cfg.User != 0 || cfg.Group != 0 {
 		err = f.Chown(int(cfg.User), int(cfg.Group))
 	}
@@ -84,10 +85,10 @@ func (l *launch) startVMM(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open VMM log: %w", err)
 	}
-	l.undo.push("remove VMM log", func() error { return removeFiles(p.log) })
+	l.undo.Push("remove VMM log", func(context.Context) error { return removeFiles(p.log) })
 	// Sockets and the event file appear as the VMM runs; remove them after
 	// it is dead (this step is pushed first, so it runs last).
-	l.undo.push("remove VMM sockets", func() error { return removeFiles(append(p.sockets(), p.events)...) })
+	l.undo.Push("remove VMM sockets", func(context.Context) error { return removeFiles(append(p.sockets(), p.events)...) })
 
 	args := []string{
 		"--api-socket", "path=" + p.apiSocket,
@@ -109,7 +110,7 @@ func (l *launch) startVMM(context.Context) error {
 		return err
 	}
 	l.proc = proc
-	l.undo.push("kill VMM", func() error { return killAndWait(proc) })
+	l.undo.Push("kill VMM", func(context.Context) error { return killAndWait(proc) })
 	klog.V(2).InfoS("VMM started", "vm", l.id(), "pid", proc.PID, "binary", l.plan.binary, "args", args)
 
 	l.api, err = newAPIClient(p.apiSocket)

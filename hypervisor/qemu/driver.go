@@ -53,10 +53,10 @@ func (d *Driver) Launch(ctx context.Context, cfg hypervisor.Config) (_ hyperviso
 	if err := validate(&cfg); err != nil {
 		return nil, fmt.Errorf("launch VM %q: %w", cfg.ID, err)
 	}
-	l := &launch{cfg: &cfg, opts: &d.opts, paths: pathsIn(cfg.StateDir), undo: undoStack{vmID: cfg.ID}}
+	l := &launch{cfg: &cfg, opts: &d.opts, paths: pathsIn(cfg.StateDir)}
 	defer func() {
 		if retErr != nil {
-			l.undo.run()
+			l.undo.Run(launchUndoTimeout, "vm", cfg.ID)
 		}
 	}()
 

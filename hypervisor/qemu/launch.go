@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/podvisor/podvisor/hypervisor"
+	"github.com/podvisor/podvisor/hypervisor/undo"
 	"github.com/podvisor/podvisor/hypervisor/vmmproc"
 )
 
@@ -20,7 +21,7 @@ type launch struct {
 	cfg   *hypervisor.Config
 	opts  *Options
 	paths paths
-	undo  undoStack
+	undo  undo.Stack
 
 	in   inherited
 	log  *os.File
@@ -57,7 +58,7 @@ func (l *launch) listen(path string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.undo.push("remove "+path, func() error {
+	l.undo.Push("remove "+path, func(context.Context) error {
 		f.Close() // no-op once handed over
 		return removeFiles(path)
 	})
@@ -72,7 +73,7 @@ func (l *launch) openLogs(context.Context) error {
 	if l.log, err = createFile(l.paths.log, os.O_TRUNC); err != nil {
 		return fmt.Errorf("create QEMU log: %w", err)
 	}
-	l.undo.push("remove QEMU log", func() error {
+	l.undo.Push("remove QEMU log", func(context.Context) error {
 		l.log.Close()
 		return removeFiles(l.paths.log)
 	})
@@ -83,13 +84,13 @@ func (l *launch) openLogs(context.Context) error {
 	if errors.Is(err, os.ErrExist) {
 		f, err = createFile(l.cfg.ConsoleLog, os.O_APPEND)
 	} else if err == nil {
-		l.undo.push("remove console log", func() error { return removeFiles(l.cfg.ConsoleLog) })
+		l.undo.Push("remove console log", func(context.Context) error { return removeFiles(l.cfg.ConsoleLog) })
 	}
 	if err != nil {
 		return fmt.Errorf("open console log: %w", err)
 	}
 	l.in.console = f
-	l.undo.push("close console log", func() error { f.Close(); return nil })
+	l.undo.Push("close console log", func(context.Context) error { f.Close(); return nil })
 	return nil
 }
 
@@ -109,7 +110,7 @@ func (l *launch) startQEMU(context.Context) error {
 		return err
 	}
 	l.proc = proc
-	l.undo.push("kill QEMU", func() error { proc.Kill(); return nil })
+	l.undo.Push("kill QEMU", func(context.Context) error { proc.Kill(); return nil })
 	// QEMU holds its own copies now; ours would keep the sockets accepting
 	// after QEMU died.
 	for _, f := range []*os.File{l.in.qmp, l.in.agent, l.in.console, l.log} {
@@ -128,7 +129,7 @@ func (l *launch) connectQMP(ctx context.Context) error {
 		return err
 	}
 	l.qmp = q
-	l.undo.push("close QMP", func() error { q.close(); return nil })
+	l.undo.Push("close QMP", func(context.Context) error { q.close(); return nil })
 	return nil
 }
 

@@ -1,30 +1,7 @@
 package qemu
 
-import "k8s.io/klog/v2"
+import "time"
 
-// undoStack holds labelled cleanup steps, run last-in first-out when a
-// launch fails. Steps take no context: killing QEMU and removing files must
-// happen even when the caller's context is what failed.
-type undoStack struct {
-	vmID  string
-	steps []undoStep
-}
-
-type undoStep struct {
-	name string
-	fn   func() error
-}
-
-func (u *undoStack) push(name string, fn func() error) {
-	u.steps = append(u.steps, undoStep{name, fn})
-}
-
-func (u *undoStack) run() {
-	for i := len(u.steps) - 1; i >= 0; i-- {
-		s := u.steps[i]
-		if err := s.fn(); err != nil {
-			klog.ErrorS(err, "Launch cleanup step failed", "vm", u.vmID, "step", s.name)
-		}
-	}
-	u.steps = nil
-}
+// launchUndoTimeout bounds the rollback of a failed launch: killing QEMU and
+// removing the files the driver created.
+const launchUndoTimeout = 30 * time.Second
