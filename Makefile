@@ -15,7 +15,7 @@ GUEST := $(BUILD)/guest
 
 # Debian packages the host needs. busybox-static is only used by tests (it is
 # copied into a VM's shared directory, never into the guest image).
-APT_PACKAGES := qemu-system-x86 qemu-utils kmod cpio iproute2 busybox-static protobuf-compiler ca-certificates
+APT_PACKAGES := qemu-system-x86 qemu-utils kmod cpio iproute2 iptables busybox-static protobuf-compiler ca-certificates
 
 # The unprivileged account VMM processes run as.
 VMM_USER := podvisor-vmm
@@ -47,6 +47,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/podvisor-agent ./cmd/podvisor-agent
 
 include podvm/guest/guest.mk
+include network/cni.mk
 
 unit:
 	$(GO) vet ./...
@@ -55,9 +56,9 @@ unit:
 E2E_ENV := PODVISOR_GUEST_DIR=$(CURDIR)/$(GUEST) PODVISOR_BIN_DIR=$(CURDIR)/$(BIN) \
 	PODVISOR_TEST_KERNEL=$(CURDIR)/$(GUEST_KERNEL_ROOT)/boot/vmlinuz-$(GUEST_KERNEL_VERSION)
 # Packages with VM tests (build tag e2e): they need root and QEMU.
-E2E_PKGS := ./e2e/... ./podvm/... ./hypervisor/...
+E2E_PKGS := ./e2e/... ./podvm/... ./hypervisor/... ./network/...
 
-e2e: deps build guest
+e2e: deps build guest cni-plugins
 	$(E2E_ENV) $(GO) test -tags e2e -count=1 -p 1 -timeout 40m -v $(E2E_PKGS)
 
 test: deps build guest unit e2e
@@ -65,7 +66,7 @@ test: deps build guest unit e2e
 bench: deps build guest
 	$(E2E_ENV) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -timeout 60m ./e2e/...
 
-run: deps build guest
+run: deps build guest cni-plugins cni-default-config
 	$(BIN)/podvisor --guest-dir $(CURDIR)/$(GUEST)
 
 generate:

@@ -45,6 +45,7 @@ var bootSteps = []bootStep{
 	{"create VM directory", (*boot).makeDirs},
 	{"generate agent keys", (*boot).makeKeys},
 	{"compose initramfs", (*boot).composeInitramfs},
+	{"share mounts", (*boot).shareMounts},
 	{"start virtiofsd", (*boot).startVirtiofsd},
 	{"launch VMM", (*boot).launchVMM},
 	{"connect agent", (*boot).connectAgent},
@@ -62,6 +63,7 @@ type boot struct {
 	guestID   channel.Identity
 	initramfs string
 	fsd       *virtiofsd.Daemon
+	unshare   func() error
 	vmm       hypervisor.VM
 	agent     *agentConn
 }
@@ -167,6 +169,22 @@ func (b *boot) composeInitramfs(context.Context) error {
 		return err
 	}
 	return os.Chown(b.initramfs, int(b.m.cfg.VMMUser), int(b.m.cfg.VMMGroup))
+}
+
+// shareMounts makes the pod's shared directory a shared mount before
+// virtiofsd copies the mount table into its sandbox, so that container
+// rootfs and volume mounts made later on the host reach the guest.
+func (b *boot) shareMounts(context.Context) error {
+	if b.spec.SharedDir == "" {
+		return nil
+	}
+	unshare, err := ShareMount(b.spec.SharedDir)
+	if err != nil {
+		return err
+	}
+	b.unshare = unshare
+	b.undo.Push("unshare shared dir", func(context.Context) error { return unshare() })
+	return nil
 }
 
 func (b *boot) startVirtiofsd(ctx context.Context) error {

@@ -51,36 +51,8 @@ type ExitStatus struct {
 
 // Start runs spec in the guest. The stdio streams are opened before the
 // agent starts the process so that no output is lost.
-func (v *VM) Start(ctx context.Context, spec ProcessSpec) (_ *Process, retErr error) {
-	p := &Process{vm: v, id: spec.ID}
-	var opened []channel.Stream
-	defer func() {
-		if retErr != nil {
-			for _, s := range opened {
-				s.Close()
-			}
-		}
-	}()
-	open := func(want bool, kind channel.StreamKind) (channel.Stream, error) {
-		if !want {
-			return channel.Stream{}, nil
-		}
-		s, err := v.agent.session.OpenStdio(ctx, spec.ID, kind)
-		if err != nil {
-			return s, fmt.Errorf("process %q: %w", spec.ID, err)
-		}
-		opened = append(opened, s)
-		return s, nil
-	}
-	in, err := open(spec.Stdin, channel.KindStdin)
-	if err != nil {
-		return nil, err
-	}
-	out, err := open(spec.Stdout, channel.KindStdout)
-	if err != nil {
-		return nil, err
-	}
-	errs, err := open(spec.Stderr, channel.KindStderr)
+func (v *VM) Start(ctx context.Context, spec ProcessSpec) (*Process, error) {
+	st, err := v.openStdio(ctx, spec.ID, spec.Stdin, spec.Stdout, spec.Stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -100,18 +72,11 @@ func (v *VM) Start(ctx context.Context, spec ProcessSpec) (_ *Process, retErr er
 		Stderr:         spec.Stderr,
 	})
 	if err != nil {
+		st.close()
 		return nil, fmt.Errorf("start process %q: %w", spec.ID, err)
 	}
-	p.pid = int(resp.Pid)
-	if spec.Stdin {
-		p.Stdin = stdinWriter{in}
-	}
-	if spec.Stdout {
-		p.Stdout = out
-	}
-	if spec.Stderr {
-		p.Stderr = errs
-	}
+	p := &Process{vm: v, id: spec.ID, pid: int(resp.Pid)}
+	st.attach(p, spec.Stdin, spec.Stdout, spec.Stderr)
 	return p, nil
 }
 

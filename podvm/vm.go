@@ -24,6 +24,10 @@ type VM struct {
 	vmm   hypervisor.VM
 	fsd   *virtiofsd.Daemon
 	agent *agentConn
+	// sharedDir is the pod's shared directory on the host ("" for none);
+	// unshare undoes the shared bind mount made on it at boot.
+	sharedDir string
+	unshare   func() error
 
 	done     chan struct{}
 	mu       sync.Mutex
@@ -42,6 +46,9 @@ func newVM(m *Manager, b *boot) *VM {
 		fsd:   b.fsd,
 		agent: b.agent,
 		done:  make(chan struct{}),
+
+		sharedDir: b.spec.SharedDir,
+		unshare:   b.unshare,
 	}
 	go v.watch()
 	return v
@@ -71,6 +78,9 @@ func (v *VM) ID() string { return v.id }
 
 // Agent is the guest agent's control client.
 func (v *VM) Agent() agentpb.AgentClient { return v.agent.client }
+
+// SharedDir is the host directory the guest sees at GuestSharedDir.
+func (v *VM) SharedDir() string { return v.sharedDir }
 
 // VMM is the underlying VMM handle.
 func (v *VM) VMM() hypervisor.VM { return v.vmm }
@@ -116,6 +126,11 @@ func (v *VM) stop(ctx context.Context) error {
 	if v.fsd != nil {
 		if err := v.fsd.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop virtiofsd: %w", err))
+		}
+	}
+	if v.unshare != nil {
+		if err := v.unshare(); err != nil {
+			errs = append(errs, fmt.Errorf("unshare %s: %w", v.sharedDir, err))
 		}
 	}
 	if err := os.RemoveAll(v.dir); err != nil {

@@ -70,6 +70,10 @@ func run() error {
 		}
 	}
 
+	if err := prepareContainers(); err != nil {
+		return err
+	}
+
 	rp, err := reaper.New()
 	if err != nil {
 		return err
@@ -98,6 +102,31 @@ func run() error {
 		// A host that is not there yet, or gave up, is retried calmly.
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// prepareContainers readies the guest for runc: the cgroup v2 controllers
+// container limits need, under agent.CgroupParent, and the runtime's
+// directories on the /run tmpfs (runc's state root included, so that no
+// container state survives in anything but memory).
+func prepareContainers() error {
+	if err := initsys.EnableCgroupControllers(agent.DefaultCgroupRoot, agent.CgroupParent); err != nil {
+		return err
+	}
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{agent.DefaultRuncRoot, 0o700},
+		{agent.DefaultRunDir + "/bundles", 0o700},
+		// Containers bind-mount files from here; runc reads them as root,
+		// but the files must be readable by any container user.
+		{agent.DefaultRunDir + "/net", 0o755},
+	} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return fmt.Errorf("prepare containers: %w", err)
+		}
+	}
+	return nil
 }
 
 type agentKeys struct {

@@ -328,7 +328,7 @@ func newTap(t *testing.T, netns, name string) *os.File {
 		_     [22]byte
 	}
 	copy(req.name[:], name)
-	req.flags = unix.IFF_TAP | unix.IFF_NO_PI
+	req.flags = unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR
 	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); errno != 0 {
 		unix.Close(fd)
 		t.Fatalf("TUNSETIFF: %v", errno)

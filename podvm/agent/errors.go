@@ -47,3 +47,5 @@ func toStatus(err error) error {
 	}
 	return status.Error(codes.Internal, err.Error())
 }
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -262,3 +262,21 @@ func (pio *processIO) resize(rows, cols uint32) error {
 	}
 	return ioctlErr
 }
+
+// newConsoleIO wraps the pty master of a process whose terminal runc
+// created; the agent holds no slave.
+func newConsoleIO(st streams, master *os.File, rows, cols uint32) (*processIO, error) {
+	m, err := pollable(master)
+	if err != nil {
+		return nil, fmt.Errorf("pty master: %w", err)
+	}
+	pio := &processIO{streams: st, master: m, input: m}
+	pio.outputs = []output{{src: m, dst: st.stdout}}
+	if rows != 0 || cols != 0 {
+		if err := pio.resize(rows, cols); err != nil {
+			pio.closeOwn()
+			return nil, fmt.Errorf("set pty size: %w", err)
+		}
+	}
+	return pio, nil
+}

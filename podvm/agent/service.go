@@ -37,14 +37,21 @@ type Config struct {
 	// MaxProcesses bounds the processes started and not yet removed;
 	// DefaultMaxProcesses when zero.
 	MaxProcesses int
+	// Containers configures the container runtime; zero fields take the
+	// guest's defaults (see ContainerConfig).
+	Containers ContainerConfig
 }
 
 // Service implements agentpb.AgentServer.
 type Service struct {
 	agentpb.UnimplementedAgentServer
 
-	cfg   Config
-	procs *table
+	cfg        Config
+	procs      *table
+	containers *containerTable
+	// netMu serializes ConfigureNetwork calls: two interleaved ones would
+	// mix their settings.
+	netMu sync.Mutex
 
 	shuttingDown atomic.Bool
 	shutdownOnce sync.Once
@@ -74,5 +81,6 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxProcesses == 0 {
 		cfg.MaxProcesses = DefaultMaxProcesses
 	}
-	return &Service{cfg: cfg, procs: newTable(cfg.MaxProcesses)}, nil
+	cfg.Containers = cfg.Containers.withDefaults()
+	return &Service{cfg: cfg, procs: newTable(cfg.MaxProcesses), containers: newContainerTable()}, nil
 }

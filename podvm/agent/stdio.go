@@ -88,8 +88,23 @@ func (s streams) closeAll() {
 	}
 }
 
+// stdioRequest is a request that names a process and the stdio streams the
+// host opened for it: StartProcess, CreateContainer and ExecProcess.
+type stdioRequest interface {
+	GetId() string
+	GetStdin() bool
+	GetStdout() bool
+	GetStderr() bool
+}
+
+var (
+	_ stdioRequest = (*agentpb.StartProcessRequest)(nil)
+	_ stdioRequest = (*agentpb.CreateContainerRequest)(nil)
+	_ stdioRequest = (*agentpb.ExecProcessRequest)(nil)
+)
+
 // takeStreams takes the streams req asks for, all within timeout.
-func takeStreams(ctx context.Context, b StdioBroker, req *agentpb.StartProcessRequest, timeout time.Duration) (_ streams, retErr error) {
+func takeStreams(ctx context.Context, b StdioBroker, req stdioRequest, timeout time.Duration) (_ streams, retErr error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var st streams

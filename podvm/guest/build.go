@@ -32,6 +32,8 @@ type BuildConfig struct {
 	Modules []string
 	// OutDir receives vmlinuz, initramfs.img and manifest.json.
 	OutDir string
+	// Runtime, when set, is the container runtime packed into the image.
+	Runtime *RuntimeConfig
 }
 
 func (c *BuildConfig) validate() error {
@@ -92,6 +94,12 @@ func Build(cfg BuildConfig) (*Manifest, error) {
 	if m.Agent.SHA256, err = hashFile(cfg.Agent); err != nil {
 		return nil, fmt.Errorf("build guest image: agent: %w", err)
 	}
+	var runtimeFiles []RuntimeFile
+	if cfg.Runtime != nil {
+		if runtimeFiles, m.Runtime, err = resolveRuntimeInfo(cfg.Runtime); err != nil {
+			return nil, fmt.Errorf("build guest image: runtime: %w", err)
+		}
+	}
 
 	vmlinuz := filepath.Join(cfg.KernelRoot, "boot", "vmlinuz-"+cfg.KernelVersion)
 	m.Kernel.SHA256, err = writeFileAtomic(filepath.Join(cfg.OutDir, KernelFile), func(w io.Writer) error {
@@ -107,7 +115,7 @@ func Build(cfg BuildConfig) (*Manifest, error) {
 		return nil, fmt.Errorf("build guest image: kernel: %w", err)
 	}
 
-	spec := BaseSpec{Agent: cfg.Agent, ModuleDir: moduleDir, KernelVersion: cfg.KernelVersion, Modules: mods}
+	spec := BaseSpec{Agent: cfg.Agent, ModuleDir: moduleDir, KernelVersion: cfg.KernelVersion, Modules: mods, Files: runtimeFiles}
 	m.Initramfs.SHA256, err = writeFileAtomic(filepath.Join(cfg.OutDir, InitramfsFile), func(w io.Writer) error {
 		return WriteBaseInitramfs(w, spec)
 	})
@@ -163,4 +171,26 @@ func writeFileAtomic(path string, write func(io.Writer) error) (digest string, r
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// resolveRuntimeInfo finds the runtime's files and describes them for the
+// manifest.
+func resolveRuntimeInfo(rc *RuntimeConfig) ([]RuntimeFile, *RuntimeInfo, error) {
+	bin := rc.Binary
+	if bin == "" {
+		bin = DefaultRuntimeBinary
+	}
+	files, err := ResolveRuntime(rc.Root, bin)
+	if err != nil {
+		return nil, nil, err
+	}
+	info := &RuntimeInfo{Binary: bin, Packages: rc.Packages}
+	for _, f := range files {
+		sum, err := hashFile(f.HostPath)
+		if err != nil {
+			return nil, nil, err
+		}
+		info.Files = append(info.Files, InstalledFile{Path: f.ImagePath, SHA256: sum})
+	}
+	return files, info, nil
 }

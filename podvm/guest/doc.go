@@ -19,6 +19,10 @@
 //	/init                         the agent, 0755
 //	/etc/podvisor/modules         module paths, one per line, in load order
 //	/lib/modules/<version>/...ko  exactly the resolved modules
+//	/usr/sbin/runc                the container runtime (Debian's runc 1.1.5),
+//	/lib64/ld-linux-x86-64.so.2   its PT_INTERP loader and the DT_NEEDED closure
+//	/lib/x86_64-linux-gnu/...     of its libraries, from pinned .debs (see
+//	/usr/lib/x86_64-linux-gnu/... [ResolveRuntime]); recorded in the manifest
 //	/dev/console, /dev/null       device nodes PID 1 needs before devtmpfs
 //	/proc /sys /sys/fs/cgroup /dev /run /tmp /etc   mountpoints
 //

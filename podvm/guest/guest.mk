@@ -18,11 +18,26 @@ GUEST_KERNEL_DEB_VERSION := 6.1.192-2
 GUEST_KERNEL_DEB_SHA256  := e7d02b943971edcb8790e256c02cfab3bca6c3d37c1bf25392a57c71300615ee
 GUEST_KERNEL_DEB         := $(BUILD)/$(GUEST_KERNEL_PKG)_$(GUEST_KERNEL_DEB_VERSION)_amd64.deb
 
+# The container runtime: Debian's runc 1.1.5 and exactly the packages whose
+# libraries it links (DT_NEEDED libseccomp.so.2 and libc.so.6, plus the
+# loader from libc6), each pinned by version and .deb sha256 as apt's signed
+# index lists them. The libraries come from these pinned packages, not from
+# the build host's /lib, so the image depends on recorded digests only.
+# mkguest packs runc, its DT_NEEDED closure and its PT_INTERP loader.
+GUEST_RUNTIME_DEBS := \
+	runc=1.1.5+ds1-1+deb12u1@a00351f8c0318de0b424ecf5cd0fdb69880a89f3511cae4f6fff7de3e57881c5 \
+	libseccomp2=2.5.4-1+deb12u1@108fe67957ca7cf9ba51d801118a1b37d404bea7b6e365025cd00779e9eca38d \
+	libc6=2.36-9+deb12u14@ba4f88f73dbc3ae9055f3c20f4523bfdbaf1ad13ff95e258924f77d20b4fbedf
+GUEST_RUNTIME_BINARY := /usr/sbin/runc
+
 # Work area. The unpacked tree is keyed by the .deb digest, so changing the
 # pin unpacks afresh instead of reusing a stale tree.
 GUEST_WORK         := $(BUILD)/guest-work
 GUEST_KERNEL_ROOT  := $(GUEST_WORK)/kernel-$(GUEST_KERNEL_DEB_SHA256)
 GUEST_KERNEL_STAMP := $(GUEST_KERNEL_ROOT).unpacked
+GUEST_RUNTIME_KEY   := $(shell echo '$(GUEST_RUNTIME_DEBS)' | sha256sum | cut -c1-16)
+GUEST_RUNTIME_ROOT  := $(GUEST_WORK)/runtime-$(GUEST_RUNTIME_KEY)
+GUEST_RUNTIME_STAMP := $(GUEST_RUNTIME_ROOT).unpacked
 
 GUEST_AGENT ?= $(BIN)/podvisor-agent
 
@@ -89,11 +104,39 @@ $(GUEST_KERNEL_STAMP): | $(BUILD)/.deps
 	depmod -b $(GUEST_KERNEL_ROOT) $(GUEST_KERNEL_VERSION)
 	@touch $@
 
+# The runtime's packages, each downloaded (unless a .deb with the pinned
+# digest is there), verified and unpacked into one tree keyed by the pins.
+# Downloading works as for the kernel above.
+$(GUEST_RUNTIME_STAMP): | $(BUILD)/.deps
+	@mkdir -p $(GUEST_WORK)
+	@set -e; rm -rf $(GUEST_RUNTIME_ROOT); mkdir -p $(GUEST_RUNTIME_ROOT); \
+	for pin in $(GUEST_RUNTIME_DEBS); do \
+		nv=$${pin%@*}; sum=$${pin#*@}; name=$${nv%%=*}; ver=$${nv#*=}; \
+		deb=$(BUILD)/$${name}_$$(echo $$ver | sed 's/^[0-9]*://')_amd64.deb; \
+		if ! echo "$$sum  $$deb" | sha256sum --check --status 2>/dev/null; then \
+			dl=$(GUEST_WORK)/download; rm -rf $$dl; mkdir -p $$dl; \
+			! id -u _apt >/dev/null 2>&1 || chown _apt $$dl; \
+			echo "downloading $$nv"; \
+			( cd $$dl && { apt-get download -q $$nv || { apt-get update -q && apt-get download -q $$nv; }; } ); \
+			mv $$dl/*.deb $$deb; rm -rf $$dl; \
+		fi; \
+		echo "$$sum  $$deb" | sha256sum --check --quiet || \
+			{ echo "$$deb: sha256 is not the pinned $$sum; refusing it" >&2; exit 1; }; \
+		dpkg-deb -x $$deb $(GUEST_RUNTIME_ROOT); \
+	done
+	@touch $@
+
 # One mkguest run writes all three files (grouped target).
-$(GUEST_OUTPUTS) &: $(GUEST_WORK)/agent.sha256 $(GUEST_WORK)/mkguest.sha256 $(GUEST_KERNEL_STAMP)
+$(GUEST_OUTPUTS) &: $(GUEST_WORK)/agent.sha256 $(GUEST_WORK)/mkguest.sha256 $(GUEST_KERNEL_STAMP) $(GUEST_RUNTIME_STAMP)
 	$(GUEST_MKGUEST) -kernel-root $(GUEST_KERNEL_ROOT) -kernel-version $(GUEST_KERNEL_VERSION) \
 		-kernel-package $(GUEST_KERNEL_PKG)=$(GUEST_KERNEL_DEB_VERSION) \
+		-runtime-root $(GUEST_RUNTIME_ROOT) -runtime-binary $(GUEST_RUNTIME_BINARY) \
+		-runtime-packages $(subst $(guest-space),$(guest-comma),$(strip $(GUEST_RUNTIME_DEBS))) \
 		-agent $(GUEST_AGENT) -out $(GUEST)
+
+guest-empty :=
+guest-space := $(guest-empty) $(guest-empty)
+guest-comma := ,
 
 guest-clean:
 	rm -rf $(GUEST) $(GUEST_WORK)

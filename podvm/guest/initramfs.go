@@ -51,6 +51,9 @@ type BaseSpec struct {
 	// Modules are the modules to install, in load order (see
 	// [ModuleIndex.Resolve]).
 	Modules []Module
+	// Files are further files to install: the container runtime and the
+	// libraries it needs (see [ResolveRuntime]).
+	Files []RuntimeFile
 }
 
 // WriteBaseInitramfs writes the gzip-compressed newc archive described by
@@ -109,6 +112,14 @@ func WriteBaseInitramfs(w io.Writer, spec BaseSpec) error {
 			return fmt.Errorf("base initramfs: module %s: %w", m.Name, err)
 		}
 		list.WriteString(dst + "\n")
+	}
+	for _, f := range spec.Files {
+		if !validArchivePath(f.ImagePath) {
+			return fmt.Errorf("base initramfs: file %q: not an absolute clean path", f.ImagePath)
+		}
+		if err := addFile(f.ImagePath, f.HostPath, f.Mode); err != nil {
+			return fmt.Errorf("base initramfs: %s: %w", f.ImagePath, err)
+		}
 	}
 	listData := strings.NewReader(list.String())
 	entries = append(entries, fileEntry(ModuleListPath, 0o644, listData, listData.Size()))

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 )
 
@@ -37,6 +38,24 @@ type Manifest struct {
 	Agent     AgentInfo  `json:"agent"`
 	// Modules are the module names in the order the agent loads them.
 	Modules []string `json:"modules"`
+	// Runtime is the container runtime in the initramfs, if any.
+	Runtime *RuntimeInfo `json:"runtime,omitempty"`
+}
+
+// RuntimeInfo records the container runtime packed into the initramfs:
+// which packages it came from and every file installed. Like AgentInfo it
+// is covered by the initramfs digest and recorded for inspection.
+type RuntimeInfo struct {
+	// Binary is the runtime's path in the guest.
+	Binary   string          `json:"binary"`
+	Packages []PackageInfo   `json:"packages"`
+	Files    []InstalledFile `json:"files"`
+}
+
+// InstalledFile is a file of the initramfs, by guest path, and its digest.
+type InstalledFile struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
 }
 
 // KernelInfo identifies the kernel image and where it came from.
@@ -128,6 +147,26 @@ func (m *Manifest) validate() error {
 	}
 	if m.Kernel.Version == "" {
 		return errors.New("kernel.version is empty")
+	}
+	if m.Runtime != nil {
+		return m.Runtime.validate()
+	}
+	return nil
+}
+
+func (r *RuntimeInfo) validate() error {
+	if !strings.HasPrefix(r.Binary, "/") {
+		return fmt.Errorf("runtime.binary %q: want an absolute path", r.Binary)
+	}
+	for i, p := range r.Packages {
+		if p.Name == "" || p.Version == "" || !validDigest(p.SHA256) {
+			return fmt.Errorf("runtime.packages[%d]: want name, version and a sha256 of 64 lowercase hex digits", i)
+		}
+	}
+	for i, f := range r.Files {
+		if !strings.HasPrefix(f.Path, "/") || !validDigest(f.SHA256) {
+			return fmt.Errorf("runtime.files[%d]: want an absolute path and a sha256 of 64 lowercase hex digits", i)
+		}
 	}
 	return nil
 }

@@ -24,15 +24,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Agent_StartProcess_FullMethodName   = "/podvisor.agent.v1.Agent/StartProcess"
-	Agent_SignalProcess_FullMethodName  = "/podvisor.agent.v1.Agent/SignalProcess"
-	Agent_WaitProcess_FullMethodName    = "/podvisor.agent.v1.Agent/WaitProcess"
-	Agent_ResizeTTY_FullMethodName      = "/podvisor.agent.v1.Agent/ResizeTTY"
-	Agent_ListProcesses_FullMethodName  = "/podvisor.agent.v1.Agent/ListProcesses"
-	Agent_InspectProcess_FullMethodName = "/podvisor.agent.v1.Agent/InspectProcess"
-	Agent_RemoveProcess_FullMethodName  = "/podvisor.agent.v1.Agent/RemoveProcess"
-	Agent_GuestInfo_FullMethodName      = "/podvisor.agent.v1.Agent/GuestInfo"
-	Agent_Shutdown_FullMethodName       = "/podvisor.agent.v1.Agent/Shutdown"
+	Agent_StartProcess_FullMethodName             = "/podvisor.agent.v1.Agent/StartProcess"
+	Agent_SignalProcess_FullMethodName            = "/podvisor.agent.v1.Agent/SignalProcess"
+	Agent_WaitProcess_FullMethodName              = "/podvisor.agent.v1.Agent/WaitProcess"
+	Agent_ResizeTTY_FullMethodName                = "/podvisor.agent.v1.Agent/ResizeTTY"
+	Agent_ListProcesses_FullMethodName            = "/podvisor.agent.v1.Agent/ListProcesses"
+	Agent_InspectProcess_FullMethodName           = "/podvisor.agent.v1.Agent/InspectProcess"
+	Agent_RemoveProcess_FullMethodName            = "/podvisor.agent.v1.Agent/RemoveProcess"
+	Agent_GuestInfo_FullMethodName                = "/podvisor.agent.v1.Agent/GuestInfo"
+	Agent_Shutdown_FullMethodName                 = "/podvisor.agent.v1.Agent/Shutdown"
+	Agent_CreateContainer_FullMethodName          = "/podvisor.agent.v1.Agent/CreateContainer"
+	Agent_StartContainer_FullMethodName           = "/podvisor.agent.v1.Agent/StartContainer"
+	Agent_ExecProcess_FullMethodName              = "/podvisor.agent.v1.Agent/ExecProcess"
+	Agent_DeleteContainer_FullMethodName          = "/podvisor.agent.v1.Agent/DeleteContainer"
+	Agent_UpdateContainerResources_FullMethodName = "/podvisor.agent.v1.Agent/UpdateContainerResources"
+	Agent_ContainerStats_FullMethodName           = "/podvisor.agent.v1.Agent/ContainerStats"
+	Agent_ListContainers_FullMethodName           = "/podvisor.agent.v1.Agent/ListContainers"
+	Agent_ConfigureNetwork_FullMethodName         = "/podvisor.agent.v1.Agent/ConfigureNetwork"
 )
 
 // AgentClient is the client API for Agent service.
@@ -62,6 +70,27 @@ type AgentClient interface {
 	// Shutdown syncs filesystems, kills every process and powers the guest
 	// off. The reply is sent before the power-off.
 	Shutdown(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
+	// CreateContainer writes the OCI bundle and runs `runc create`. Its stdio
+	// streams must be open before the call, as for StartProcess.
+	CreateContainer(ctx context.Context, in *CreateContainerRequest, opts ...grpc.CallOption) (*CreateContainerResponse, error)
+	// StartContainer runs the user process of a created container.
+	StartContainer(ctx context.Context, in *StartContainerRequest, opts ...grpc.CallOption) (*Empty, error)
+	// ExecProcess runs an additional process in a running container.
+	ExecProcess(ctx context.Context, in *ExecProcessRequest, opts ...grpc.CallOption) (*ExecProcessResponse, error)
+	// DeleteContainer kills the container if it runs, deletes it and its
+	// bundle, and forgets its init process. Deleting an unknown id succeeds.
+	DeleteContainer(ctx context.Context, in *DeleteContainerRequest, opts ...grpc.CallOption) (*Empty, error)
+	// UpdateContainerResources changes the cgroup limits of a container.
+	UpdateContainerResources(ctx context.Context, in *UpdateContainerResourcesRequest, opts ...grpc.CallOption) (*Empty, error)
+	// ContainerStats reads a container's cgroup counters.
+	ContainerStats(ctx context.Context, in *ContainerStatsRequest, opts ...grpc.CallOption) (*ContainerStatsResponse, error)
+	// ListContainers lists the containers the agent created and has not
+	// deleted.
+	ListContainers(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListContainersResponse, error)
+	// ConfigureNetwork configures the guest's interfaces, routes, DNS,
+	// hostname and sysctls, and writes the files containers bind-mount from
+	// /run/podvisor/net.
+	ConfigureNetwork(ctx context.Context, in *NetworkConfig, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type agentClient struct {
@@ -162,6 +191,86 @@ func (c *agentClient) Shutdown(ctx context.Context, in *Empty, opts ...grpc.Call
 	return out, nil
 }
 
+func (c *agentClient) CreateContainer(ctx context.Context, in *CreateContainerRequest, opts ...grpc.CallOption) (*CreateContainerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateContainerResponse)
+	err := c.cc.Invoke(ctx, Agent_CreateContainer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) StartContainer(ctx context.Context, in *StartContainerRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Agent_StartContainer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) ExecProcess(ctx context.Context, in *ExecProcessRequest, opts ...grpc.CallOption) (*ExecProcessResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExecProcessResponse)
+	err := c.cc.Invoke(ctx, Agent_ExecProcess_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) DeleteContainer(ctx context.Context, in *DeleteContainerRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Agent_DeleteContainer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) UpdateContainerResources(ctx context.Context, in *UpdateContainerResourcesRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Agent_UpdateContainerResources_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) ContainerStats(ctx context.Context, in *ContainerStatsRequest, opts ...grpc.CallOption) (*ContainerStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ContainerStatsResponse)
+	err := c.cc.Invoke(ctx, Agent_ContainerStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) ListContainers(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListContainersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListContainersResponse)
+	err := c.cc.Invoke(ctx, Agent_ListContainers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) ConfigureNetwork(ctx context.Context, in *NetworkConfig, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Agent_ConfigureNetwork_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServer is the server API for Agent service.
 // All implementations must embed UnimplementedAgentServer
 // for forward compatibility.
@@ -189,6 +298,27 @@ type AgentServer interface {
 	// Shutdown syncs filesystems, kills every process and powers the guest
 	// off. The reply is sent before the power-off.
 	Shutdown(context.Context, *Empty) (*Empty, error)
+	// CreateContainer writes the OCI bundle and runs `runc create`. Its stdio
+	// streams must be open before the call, as for StartProcess.
+	CreateContainer(context.Context, *CreateContainerRequest) (*CreateContainerResponse, error)
+	// StartContainer runs the user process of a created container.
+	StartContainer(context.Context, *StartContainerRequest) (*Empty, error)
+	// ExecProcess runs an additional process in a running container.
+	ExecProcess(context.Context, *ExecProcessRequest) (*ExecProcessResponse, error)
+	// DeleteContainer kills the container if it runs, deletes it and its
+	// bundle, and forgets its init process. Deleting an unknown id succeeds.
+	DeleteContainer(context.Context, *DeleteContainerRequest) (*Empty, error)
+	// UpdateContainerResources changes the cgroup limits of a container.
+	UpdateContainerResources(context.Context, *UpdateContainerResourcesRequest) (*Empty, error)
+	// ContainerStats reads a container's cgroup counters.
+	ContainerStats(context.Context, *ContainerStatsRequest) (*ContainerStatsResponse, error)
+	// ListContainers lists the containers the agent created and has not
+	// deleted.
+	ListContainers(context.Context, *Empty) (*ListContainersResponse, error)
+	// ConfigureNetwork configures the guest's interfaces, routes, DNS,
+	// hostname and sysctls, and writes the files containers bind-mount from
+	// /run/podvisor/net.
+	ConfigureNetwork(context.Context, *NetworkConfig) (*Empty, error)
 	mustEmbedUnimplementedAgentServer()
 }
 
@@ -225,6 +355,30 @@ func (UnimplementedAgentServer) GuestInfo(context.Context, *Empty) (*GuestInfoRe
 }
 func (UnimplementedAgentServer) Shutdown(context.Context, *Empty) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Shutdown not implemented")
+}
+func (UnimplementedAgentServer) CreateContainer(context.Context, *CreateContainerRequest) (*CreateContainerResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateContainer not implemented")
+}
+func (UnimplementedAgentServer) StartContainer(context.Context, *StartContainerRequest) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method StartContainer not implemented")
+}
+func (UnimplementedAgentServer) ExecProcess(context.Context, *ExecProcessRequest) (*ExecProcessResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ExecProcess not implemented")
+}
+func (UnimplementedAgentServer) DeleteContainer(context.Context, *DeleteContainerRequest) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteContainer not implemented")
+}
+func (UnimplementedAgentServer) UpdateContainerResources(context.Context, *UpdateContainerResourcesRequest) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdateContainerResources not implemented")
+}
+func (UnimplementedAgentServer) ContainerStats(context.Context, *ContainerStatsRequest) (*ContainerStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ContainerStats not implemented")
+}
+func (UnimplementedAgentServer) ListContainers(context.Context, *Empty) (*ListContainersResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListContainers not implemented")
+}
+func (UnimplementedAgentServer) ConfigureNetwork(context.Context, *NetworkConfig) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ConfigureNetwork not implemented")
 }
 func (UnimplementedAgentServer) mustEmbedUnimplementedAgentServer() {}
 func (UnimplementedAgentServer) testEmbeddedByValue()               {}
@@ -409,6 +563,150 @@ func _Agent_Shutdown_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Agent_CreateContainer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateContainerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).CreateContainer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_CreateContainer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).CreateContainer(ctx, req.(*CreateContainerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_StartContainer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartContainerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).StartContainer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_StartContainer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).StartContainer(ctx, req.(*StartContainerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_ExecProcess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExecProcessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).ExecProcess(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_ExecProcess_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).ExecProcess(ctx, req.(*ExecProcessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_DeleteContainer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteContainerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).DeleteContainer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_DeleteContainer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).DeleteContainer(ctx, req.(*DeleteContainerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_UpdateContainerResources_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateContainerResourcesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).UpdateContainerResources(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_UpdateContainerResources_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).UpdateContainerResources(ctx, req.(*UpdateContainerResourcesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_ContainerStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ContainerStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).ContainerStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_ContainerStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).ContainerStats(ctx, req.(*ContainerStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_ListContainers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).ListContainers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_ListContainers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).ListContainers(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_ConfigureNetwork_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NetworkConfig)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).ConfigureNetwork(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_ConfigureNetwork_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).ConfigureNetwork(ctx, req.(*NetworkConfig))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Agent_ServiceDesc is the grpc.ServiceDesc for Agent service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -451,6 +749,38 @@ var Agent_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Shutdown",
 			Handler:    _Agent_Shutdown_Handler,
+		},
+		{
+			MethodName: "CreateContainer",
+			Handler:    _Agent_CreateContainer_Handler,
+		},
+		{
+			MethodName: "StartContainer",
+			Handler:    _Agent_StartContainer_Handler,
+		},
+		{
+			MethodName: "ExecProcess",
+			Handler:    _Agent_ExecProcess_Handler,
+		},
+		{
+			MethodName: "DeleteContainer",
+			Handler:    _Agent_DeleteContainer_Handler,
+		},
+		{
+			MethodName: "UpdateContainerResources",
+			Handler:    _Agent_UpdateContainerResources_Handler,
+		},
+		{
+			MethodName: "ContainerStats",
+			Handler:    _Agent_ContainerStats_Handler,
+		},
+		{
+			MethodName: "ListContainers",
+			Handler:    _Agent_ListContainers_Handler,
+		},
+		{
+			MethodName: "ConfigureNetwork",
+			Handler:    _Agent_ConfigureNetwork_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -26,3 +26,7 @@ func validateHostname(name string) error {
 	}
 	return nil
 }
+
+// ValidateHostname reports whether name is a valid RFC 1123 host name of at
+// most HOST_NAME_MAX bytes, as SetHostname requires.
+func ValidateHostname(name string) error { return validateHostname(name) }

@@ -7,6 +7,15 @@
 // Because the loop reaps every child, code in the agent must not use
 // exec.Cmd.Wait, os.Process.Wait or wait4 on its own: start children with
 // Reaper.Start (or StartCmd) and take the exit from the returned channel.
+//
+// Some children are not forked by the agent: a container's init process and
+// its exec'd processes are forked by runc and re-parented to the agent when
+// the intermediate runc processes exit, and they may exit (and be reaped)
+// before the agent has even read their PID from runc's pid file. For them,
+// open an adoption Window before starting runc: while any window is open the
+// reaper holds back the exit statuses of PIDs nobody registered, and
+// Window.Adopt registers a PID after the fact, handing over a held status or
+// waiting for the child's exit.
 package reaper
 
 import (
@@ -64,9 +73,19 @@ type Reaper struct {
 	// using it.
 	forkMu sync.RWMutex
 
-	mu      sync.Mutex // guards waiters between concurrent Start calls
+	mu      sync.Mutex // guards waiters, windows and held
 	waiters map[int]chan Exit
+	// windows counts the open adoption windows; while it is non-zero, exits
+	// of unregistered PIDs are kept in held (at most maxHeld of them) for
+	// Window.Adopt, and when it drops to zero held is emptied.
+	windows int
+	held    map[int]Exit
 }
+
+// maxHeld bounds the exit statuses held for adoption. Only processes that
+// exit while a window is open and were never registered end up there:
+// runc's own intermediate processes and orphans of container processes.
+const maxHeld = 4096
 
 // New subscribes to SIGCHLD and, when the process is not PID 1, marks it a
 // child subreaper so that orphans of its children are re-parented to it (and
@@ -82,6 +101,7 @@ func New() (*Reaper, error) {
 		// pass collects every child that has exited so far.
 		sigs:    make(chan os.Signal, 1),
 		waiters: make(map[int]chan Exit),
+		held:    make(map[int]Exit),
 	}
 	signal.Notify(r.sigs, unix.SIGCHLD)
 	return r, nil
@@ -120,9 +140,13 @@ func (r *Reaper) reap() {
 		r.mu.Lock()
 		ch, ok := r.waiters[pid]
 		delete(r.waiters, pid)
+		hold := !ok && r.windows > 0 && len(r.held) < maxHeld
+		if hold {
+			r.held[pid] = exit
+		}
 		r.mu.Unlock()
 		if !ok {
-			klog.V(4).InfoS("Reaped orphan", "pid", pid, "exitCode", exit.ExitCode())
+			klog.V(4).InfoS("Reaped orphan", "pid", pid, "exitCode", exit.ExitCode(), "held", hold)
 			continue
 		}
 		ch <- exit // buffered: never blocks
