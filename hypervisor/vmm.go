@@ -54,6 +54,10 @@ type VM interface {
 	// exit. When ctx ends first the process is killed. Stopping a VM that
 	// already exited returns nil.
 	Stop(ctx context.Context) error
+	// Release lets go of the VM without stopping it: API connections are
+	// closed so that another process (a restarted daemon) can Reattach.
+	// The handle is unusable afterwards.
+	Release() error
 	// Done is closed once the VMM process has exited.
 	Done() <-chan struct{}
 	// Err reports why the VMM exited; nil while it runs or after Stop.

@@ -100,3 +100,44 @@ func TestChannelAuthenticationWithRealGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReattachAfterDaemonRestart drops every host-side handle of a running
+// VM, as a daemon exit does, and finds it again through a new Manager: the
+// same VMM and agent answer a new authenticated session.
+func TestReattachAfterDaemonRestart(t *testing.T) {
+	vm := bootForTest(t, "reattach")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// The daemon goes away: its session ends, the VMM and agent stay.
+	if err := vm.Release(); err != nil {
+		t.Fatal(err)
+	}
+
+	m2, err := NewManager(vm.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := m2.List()
+	if err != nil || len(ids) != 1 || ids[0] != "reattach" {
+		t.Fatalf("List = %v, %v", ids, err)
+	}
+	v2, err := m2.Reattach(ctx, "reattach")
+	if err != nil {
+		t.Fatalf("reattach: %v", err)
+	}
+	if v2.VMM().State().PID != vm.VMM().State().PID {
+		t.Fatal("re-attached to a different VMM process")
+	}
+	info, err := v2.Agent().GuestInfo(ctx, &agentpb.Empty{})
+	if err != nil || info.UptimeSeconds <= 0 {
+		t.Fatalf("guest info after reattach: %+v, %v", info, err)
+	}
+	// From here the re-attached handle owns the VM; bootForTest's cleanup
+	// stops the old handle, whose Stop must now be a harmless repeat.
+	if err := v2.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m2.Reattach(ctx, "reattach"); !errors.Is(err, ErrGone) {
+		t.Fatalf("reattach to a stopped VM: %v, want ErrGone", err)
+	}
+}

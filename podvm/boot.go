@@ -49,6 +49,7 @@ var bootSteps = []bootStep{
 	{"start virtiofsd", (*boot).startVirtiofsd},
 	{"launch VMM", (*boot).launchVMM},
 	{"connect agent", (*boot).connectAgent},
+	{"persist state", (*boot).persist},
 }
 
 // boot carries the state of one Boot call between its steps.

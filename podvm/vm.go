@@ -82,6 +82,16 @@ func (v *VM) Agent() agentpb.AgentClient { return v.agent.client }
 // SharedDir is the host directory the guest sees at GuestSharedDir.
 func (v *VM) SharedDir() string { return v.sharedDir }
 
+// Release lets go of the VM without stopping it, as the daemon does when it
+// exits: the VMM, virtiofsd and the guest keep running, and a later
+// Manager.Reattach finds them. The handle is unusable afterwards.
+func (v *VM) Release() error {
+	v.mu.Lock()
+	v.stopping = true
+	v.mu.Unlock()
+	return errors.Join(v.agent.Close(), v.vmm.Release())
+}
+
 // VMM is the underlying VMM handle.
 func (v *VM) VMM() hypervisor.VM { return v.vmm }
 

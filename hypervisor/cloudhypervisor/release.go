@@ -1,0 +1,11 @@
+package cloudhypervisor
+
+// Release implements hypervisor.VM. The API is plain HTTP over a unix
+// socket that serves any number of clients; the handle only stops
+// reporting the VMM's exit.
+func (v *VM) Release() error {
+	v.mu.Lock()
+	v.stopping = true
+	v.mu.Unlock()
+	return nil
+}
