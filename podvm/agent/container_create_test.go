@@ -13,8 +13,9 @@ import (
 
 // fakeRunc stands in for runc: `create` leaves behind an orphan running the
 // command in <bundle>/../<id>.cmd with runc's stdio, writes its pid and
-// exits, as runc create does (minus the namespaces); the other commands
-// succeed, except `delete` of an unknown container.
+// exits, as runc create does (minus the namespaces); like runc's init, the
+// orphan waits for `start` before running the command. The other commands
+// succeed.
 const fakeRunc = `#!/bin/sh
 cmd=""; bundle=""; pidfile=""
 while [ $# -gt 1 ]; do
@@ -29,8 +30,11 @@ done
 id=$1
 case "$cmd" in
 create)
-	( sh -c "$(cat "$bundle/../$id.cmd")" & echo $! > "$pidfile" )
+	gate="$(dirname "$0")/$id.started"
+	rm -f "$gate"
+	( sh -c 'while [ ! -e "$1" ]; do sleep 0.01; done; rm -f "$1"; eval "$2"' gate "$gate" "$(cat "$bundle/../$id.cmd")" & echo $! > "$pidfile" )
 	;;
+start) touch "$(dirname "$0")/$id.started" ;;
 delete) exit 0 ;;
 esac
 exit 0
