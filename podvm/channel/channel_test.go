@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -368,5 +369,74 @@ func TestSkipToPreambleGivesUp(t *testing.T) {
 	err := skipToPreamble(context.Background(), b, 200*time.Millisecond)
 	if err == nil {
 		t.Fatal("found a preamble in garbage")
+	}
+}
+
+func TestPortStreams(t *testing.T) {
+	p := newPair(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	echoPort := uint16(l.Addr().(*net.TCPAddr).Port)
+
+	a, b := socketPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var dialed []uint16
+	gch := make(chan *GuestSession, 1)
+	go func() {
+		g, _ := Accept(ctx, b, p.guest, p.host.CertDER, Options{DialPort: func(ctx context.Context, port uint16) (net.Conn, error) {
+			dialed = append(dialed, port)
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+		}})
+		gch <- g
+	}()
+	h, err := Connect(ctx, a, p.host, p.guest.CertDER, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	g := <-gch
+	defer g.Close()
+
+	st, err := h.OpenPort(ctx, echoPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Write([]byte("through the guest"))
+	st.CloseWrite()
+	got, err := io.ReadAll(st)
+	if err != nil || string(got) != "through the guest" {
+		t.Fatalf("echo = %q, %v", got, err)
+	}
+	if len(dialed) != 1 || dialed[0] != echoPort {
+		t.Fatalf("dialed %v, want [%d]", dialed, echoPort)
+	}
+
+	// A port nothing listens on: the stream just ends.
+	l2, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedPort := uint16(l2.Addr().(*net.TCPAddr).Port)
+	l2.Close()
+	st2, err := h.OpenPort(ctx, closedPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(st2); len(b) != 0 {
+		t.Fatalf("read %q from a refused port", b)
+	}
+	if _, err := h.OpenPort(ctx, 0); err == nil {
+		t.Fatal("port 0 accepted")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -34,7 +35,8 @@ type GuestSession struct {
 	tls *tls.Conn
 	mux *yamux.Session
 
-	control chan net.Conn
+	control  chan net.Conn
+	dialPort func(ctx context.Context, port uint16) (net.Conn, error)
 
 	mu      sync.Mutex
 	pending map[stdioKey]Stream
@@ -71,6 +73,7 @@ func Accept(ctx context.Context, conn net.Conn, self Identity, hostCert []byte, 
 		pending: map[stdioKey]Stream{},
 		arrived: make(chan struct{}),
 	}
+	g.dialPort = opts.DialPort
 	go g.acceptLoop(opts.MaxStreams)
 	return g, nil
 }
@@ -97,6 +100,10 @@ func (g *GuestSession) route(st Stream) {
 	st.SetReadDeadline(time.Time{})
 	if err != nil {
 		st.Close()
+		return
+	}
+	if kind == KindPort {
+		g.forward(st, id)
 		return
 	}
 	if kind == KindControl {
@@ -206,4 +213,35 @@ func (l *controlListener) Addr() net.Addr { return l.g.mux.Addr() }
 // IsClosed reports whether err means the session is over.
 func IsClosed(err error) bool {
 	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, yamux.ErrSessionShutdown)
+}
+
+// dialTimeout bounds connecting a port-forward stream inside the guest.
+const dialTimeout = 10 * time.Second
+
+// forward connects a port stream to the guest port and copies both ways,
+// passing on each side's end of writing.
+func (g *GuestSession) forward(st Stream, port string) {
+	defer st.Close()
+	n, _ := strconv.Atoi(port)
+	if g.dialPort == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	c, err := g.dialPort(ctx, uint16(n))
+	cancel()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	done := make(chan struct{})
+	go func() {
+		io.Copy(c, st)
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		close(done)
+	}()
+	io.Copy(st, c)
+	st.CloseWrite()
+	<-done
 }

@@ -3,6 +3,7 @@ package channel
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 
@@ -100,6 +101,22 @@ func (s *HostSession) OpenStdio(ctx context.Context, id string, kind StreamKind)
 		return Stream{}, fmt.Errorf("%s is not a stdio stream kind", kind)
 	}
 	return s.open(ctx, kind, id)
+}
+
+// OpenPort opens a stream connected to TCP port on the guest's loopback.
+func (s *HostSession) OpenPort(ctx context.Context, port uint16) (Stream, error) {
+	if port == 0 {
+		return Stream{}, errors.New("port 0")
+	}
+	st, err := s.open(ctx, KindPort, "")
+	if err != nil {
+		return Stream{}, err
+	}
+	if _, err := st.Write([]byte{byte(port >> 8), byte(port)}); err != nil {
+		st.Close()
+		return Stream{}, fmt.Errorf("open port stream: %w", err)
+	}
+	return st, nil
 }
 
 // Done is closed when the session ends (peer gone, keepalive failed, Close).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,9 @@ const (
 	KindStdin  StreamKind = '0'
 	KindStdout StreamKind = '1'
 	KindStderr StreamKind = '2'
+	// KindPort streams reach a TCP port on the guest's loopback
+	// (port-forward); the header continues with the port, big-endian.
+	KindPort StreamKind = 'P'
 )
 
 func (k StreamKind) String() string {
@@ -37,6 +41,8 @@ func (k StreamKind) String() string {
 		return "stdout"
 	case KindStderr:
 		return "stderr"
+	case KindPort:
+		return "port"
 	}
 	return fmt.Sprintf("kind(%d)", byte(k))
 }
@@ -56,6 +62,9 @@ type Options struct {
 	WriteTimeout time.Duration
 	// MaxStreams bounds the streams open at once (default 4096).
 	MaxStreams int
+	// DialPort, on the guest side, connects port-forward streams to a port
+	// of the guest; nil refuses them.
+	DialPort func(ctx context.Context, port uint16) (net.Conn, error)
 }
 
 func (o Options) withDefaults() Options {
@@ -226,8 +235,19 @@ func readHeader(r io.Reader) (StreamKind, string, error) {
 		return 0, "", err
 	}
 	kind := StreamKind(b[0])
-	if kind == KindControl {
+	switch kind {
+	case KindControl:
 		return kind, "", nil
+	case KindPort:
+		var p [2]byte
+		if _, err := io.ReadFull(r, p[:]); err != nil {
+			return 0, "", err
+		}
+		port := uint16(p[0])<<8 | uint16(p[1])
+		if port == 0 {
+			return 0, "", errors.New("port 0")
+		}
+		return kind, strconv.Itoa(int(port)), nil
 	}
 	if !kind.isStdio() {
 		return 0, "", fmt.Errorf("unknown stream kind %d", b[0])
