@@ -1,0 +1,242 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/podvisor/podvisor/cri/errdefs"
+	"github.com/podvisor/podvisor/cri/ocispec"
+	"github.com/podvisor/podvisor/cri/store"
+	"github.com/podvisor/podvisor/cri/store/container"
+	"github.com/podvisor/podvisor/cri/store/sandbox"
+)
+
+// Guest paths the VM backend provides (see podvm).
+const (
+	guestNetFilesDir   = "/run/podvisor/net"
+	guestCgroupParent  = "/podvisor"
+	defaultStopSignal  = "SIGTERM"
+	RuntimeHandlerName = "podvisor"
+)
+
+// CreateContainer builds the container's OCI spec and creates it in the
+// pod VM, its output copied to its log file.
+func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContainerRequest) (*runtime.CreateContainerResponse, error) {
+	if r.PodSandboxId == "" {
+		return nil, invalid("pod_sandbox_id", "is empty")
+	}
+	cfg := r.GetConfig()
+	if err := validateContainerConfig(cfg); err != nil {
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+	sb, err := s.sandboxes.Get(r.PodSandboxId)
+	if err != nil {
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+	unlock := s.sandboxLocks.lock(sb.ID)
+	defer unlock()
+	vm, ok := s.vm(sb.ID)
+	if !ok || sb.Status.State != sandbox.StateReady {
+		return nil, fmt.Errorf("create container: pod sandbox %s is not ready: %w", sb.ID, errdefs.ErrFailedPrecondition)
+	}
+	name := containerName(cfg.Metadata, sb.Metadata.Config.Metadata)
+	id := store.GenerateID()
+	if err := s.containerNames.Reserve(name, id); err != nil {
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+	if err := s.createContainer(ctx, id, name, sb, vm, cfg); err != nil {
+		s.containerNames.Release(name, id)
+		return nil, fmt.Errorf("create container %q: %w", name, err)
+	}
+	s.containerNames.Commit(name, id)
+	klog.InfoS("Container created", "containerID", id, "podSandboxID", sb.ID, "name", name)
+	s.emit(id, sb.ID, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
+	return &runtime.CreateContainerResponse{ContainerId: id}, nil
+}
+
+func (s *Service) createContainer(ctx context.Context, id, name string, sb sandbox.Sandbox, vm PodVM, cfg *runtime.ContainerConfig) (retErr error) {
+	var undo undoStack
+	defer func() {
+		if retErr != nil {
+			undo.run(ctx, "containerID", id)
+		}
+	}()
+	img, err := s.b.Images.Get(ctx, cfg.Image.Image)
+	if err != nil {
+		return fmt.Errorf("image %q: %w", cfg.Image.Image, err)
+	}
+	sc := cfg.GetLinux().GetSecurityContext()
+	userStr, err := ocispec.UserString(sc, img.Config.User)
+	if err != nil {
+		return err
+	}
+	uid, gid, groups, err := s.b.Images.ResolveUser(ctx, img, userStr)
+	if err != nil {
+		return fmt.Errorf("user %q: %w", userStr, err)
+	}
+	user, err := ocispec.User(uid, gid, groups, sc)
+	if err != nil {
+		return err
+	}
+	seccomp, err := ocispec.Seccomp(sc.GetSeccomp(), sc.GetSeccompProfilePath(), sc.GetPrivileged())
+	if err != nil {
+		return err
+	}
+	podPID, targetPID, err := s.pidNamespaces(sb.ID, sc.GetNamespaceOptions())
+	if err != nil {
+		return err
+	}
+
+	layers, err := s.b.Images.LayerDirs(ctx, img)
+	if err != nil {
+		return fmt.Errorf("image layers: %w", err)
+	}
+	undo.push("release container files", func(ctx context.Context) error { return vm.ReleaseContainerFiles(ctx, id) })
+	rootfs, err := vm.PrepareRootfs(ctx, id, layers, sc.GetReadonlyRootfs())
+	if err != nil {
+		return fmt.Errorf("prepare rootfs: %w", err)
+	}
+	mounts, err := s.shareMounts(ctx, vm, id, cfg.Mounts)
+	if err != nil {
+		return err
+	}
+	spec, err := ocispec.Build(ocispec.Input{
+		ContainerID: id, Config: cfg, Sandbox: sb.Metadata.Config,
+		Image:      ocispec.ImageConfig{Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, Env: img.Config.Env, WorkingDir: img.Config.WorkingDir},
+		RootfsPath: rootfs, User: user, Mounts: mounts, Seccomp: seccomp,
+		PodPIDNamespace: podPID, TargetPIDNamespace: targetPID,
+		NetFilesDir: guestNetFilesDir, CgroupsPath: guestCgroupParent + "/" + id,
+	})
+	if err != nil {
+		return err
+	}
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("encode OCI spec: %w", err)
+	}
+	logPath := ""
+	if dir := sb.Metadata.Config.GetLogDirectory(); dir != "" && cfg.LogPath != "" {
+		logPath = filepath.Join(dir, cfg.LogPath)
+	}
+	var lw LogWriter
+	if logPath != "" {
+		if lw, err = s.b.Logs.Open(logPath); err != nil {
+			return fmt.Errorf("open container log: %w", err)
+		}
+	}
+
+	proc, err := vm.CreateContainer(ctx, ContainerSpec{ID: id, Spec: spec, Stdin: cfg.Stdin, Stdout: true, Stderr: !cfg.Tty})
+	if err != nil {
+		if lw != nil {
+			lw.Run(nil, nil) // closes it
+		}
+		return fmt.Errorf("create in pod VM: %w", err)
+	}
+	undo.push("delete container in pod VM", func(ctx context.Context) error { return vm.DeleteContainer(ctx, id) })
+	cio := newContainerIO(id, proc, lw)
+
+	meta := container.Metadata{
+		Name: name, SandboxID: sb.ID, Config: cfg,
+		ImageRef: cfg.Image.Image, ImageID: img.ID, RepoDigest: firstOr(img.RepoDigests, img.ID),
+		LogPath: logPath, StopSignal: stopSignal(cfg.StopSignal, img.Config.StopSignal),
+		SpecJSON: specJSON, UID: user.UID, GID: user.GID, Groups: user.AdditionalGids,
+		Mounts: cfg.Mounts, CreatedAt: time.Now(),
+	}
+	st := container.Status{State: container.StateCreated, Pid: proc.PID(), Resources: cfg.GetLinux().GetResources()}
+	if err := s.containers.Add(id, meta, st); err != nil {
+		return fmt.Errorf("store container: %w", err)
+	}
+	s.addTask(&task{id: id, sandboxID: sb.ID, proc: proc, io: cio, exited: make(chan struct{})})
+	return nil
+}
+
+// shareMounts exposes each CRI mount's host path to the guest. Symlinks in
+// the host path are resolved on the host first, so the guest never follows
+// a host symlink.
+func (s *Service) shareMounts(ctx context.Context, vm PodVM, id string, ms []*runtime.Mount) ([]ocispec.Mount, error) {
+	out := make([]ocispec.Mount, 0, len(ms))
+	for i, m := range ms {
+		host, err := filepath.EvalSymlinks(m.HostPath)
+		if err != nil {
+			return nil, fmt.Errorf("mounts[%d].host_path %q: %w: %w", i, m.HostPath, err, errdefs.ErrInvalidArgument)
+		}
+		guest, err := vm.ShareHostPath(ctx, id, host, m.Readonly)
+		if err != nil {
+			return nil, fmt.Errorf("mounts[%d]: share %q with the pod VM: %w", i, host, err)
+		}
+		out = append(out, ocispec.Mount{
+			ContainerPath: m.ContainerPath, GuestSource: guest, Readonly: m.Readonly,
+			RecursiveReadOnly: m.RecursiveReadOnly, Propagation: m.Propagation,
+		})
+	}
+	return out, nil
+}
+
+// pidNamespaces finds the PID namespace a POD-mode container joins (that of
+// a running container of the pod that uses the pod's namespace) and the
+// target container's for TARGET mode.
+func (s *Service) pidNamespaces(sandboxID string, o *runtime.NamespaceOption) (pod, target string, err error) {
+	switch o.GetPid() {
+	case runtime.NamespaceMode_POD:
+		for _, c := range s.containers.List() {
+			if c.Metadata.SandboxID == sandboxID && c.Status.Pid > 0 &&
+				(c.Status.State == container.StateRunning || c.Status.State == container.StateCreated) &&
+				c.Metadata.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtime.NamespaceMode_POD {
+				return fmt.Sprintf("/proc/%d/ns/pid", c.Status.Pid), "", nil
+			}
+		}
+	case runtime.NamespaceMode_TARGET:
+		c, err := s.containers.Get(o.GetTargetId())
+		if err != nil || c.Metadata.SandboxID != sandboxID || c.Status.Pid <= 0 {
+			return "", "", fmt.Errorf("linux.security_context.namespace_options.target_id %q: no such container in the pod: %w", o.GetTargetId(), errdefs.ErrInvalidArgument)
+		}
+		return "", fmt.Sprintf("/proc/%d/ns/pid", c.Status.Pid), nil
+	}
+	return "", "", nil
+}
+
+func firstOr(xs []string, def string) string {
+	if len(xs) > 0 {
+		return xs[0]
+	}
+	return def
+}
+
+// stopSignal picks the CRI stop signal, else the image's, else SIGTERM.
+func stopSignal(cri runtime.Signal, image string) string {
+	if cri != runtime.Signal_SIGNAL_RUNTIME_DEFAULT {
+		return strings.TrimPrefix(cri.String(), "SIGNAL_")
+	}
+	if image != "" {
+		return image
+	}
+	return defaultStopSignal
+}
+
+// parseSignal parses "SIGTERM", "TERM" or "15".
+func parseSignal(s string) (syscall.Signal, error) {
+	var n int
+	if _, err := fmt.Sscanf(s, "%d", &n); err == nil && fmt.Sprint(n) == s {
+		if n < 1 || n > 64 {
+			return 0, fmt.Errorf("signal %d out of range: %w", n, errdefs.ErrInvalidArgument)
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("signal %q unknown: %w", s, errdefs.ErrInvalidArgument)
+}

@@ -1,0 +1,374 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/podvisor/podvisor/cri/errdefs"
+)
+
+func TestCreateContainerValidation(t *testing.T) {
+	e := newEnv(t)
+	pod := e.runPod("p")
+	for _, tc := range []struct {
+		name  string
+		edit  func(*runtime.CreateContainerRequest)
+		kind  error
+		field string
+	}{
+		{"no sandbox id", func(r *runtime.CreateContainerRequest) { r.PodSandboxId = "" }, errdefs.ErrInvalidArgument, "pod_sandbox_id"},
+		{"unknown sandbox", func(r *runtime.CreateContainerRequest) { r.PodSandboxId = "nope" }, errdefs.ErrNotFound, "nope"},
+		{"no metadata", func(r *runtime.CreateContainerRequest) { r.Config.Metadata = nil }, errdefs.ErrInvalidArgument, "config.metadata"},
+		{"no image", func(r *runtime.CreateContainerRequest) { r.Config.Image = nil }, errdefs.ErrInvalidArgument, "config.image.image"},
+		{"escaping log path", func(r *runtime.CreateContainerRequest) { r.Config.LogPath = "../../etc/x" }, errdefs.ErrInvalidArgument, "config.log_path"},
+		{"relative mount", func(r *runtime.CreateContainerRequest) {
+			r.Config.Mounts = []*runtime.Mount{{ContainerPath: "data", HostPath: "/tmp"}}
+		}, errdefs.ErrInvalidArgument, "config.mounts[0].container_path"},
+		{"bad env", func(r *runtime.CreateContainerRequest) { r.Config.Envs = []*runtime.KeyValue{{Key: "A=B"}} }, errdefs.ErrInvalidArgument, "config.envs[0].key"},
+		{"host pid", func(r *runtime.CreateContainerRequest) {
+			r.Config.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{Pid: runtime.NamespaceMode_NODE}
+		}, errdefs.ErrInvalidArgument, "linux.security_context.namespace_options.pid"},
+		{"bad resources", func(r *runtime.CreateContainerRequest) {
+			r.Config.Linux.Resources = &runtime.LinuxContainerResources{CpuShares: -5}
+		}, errdefs.ErrInvalidArgument, "config.linux.resources.cpu_shares"},
+		{"unknown image", func(r *runtime.CreateContainerRequest) { r.Config.Image.Image = "nginx" }, errdefs.ErrNotFound, "nginx"},
+		{"group without user", func(r *runtime.CreateContainerRequest) {
+			r.Config.Linux.SecurityContext.RunAsGroup = &runtime.Int64Value{Value: 5}
+		}, errdefs.ErrInvalidArgument, "run_as_group"},
+		{"image volume", func(r *runtime.CreateContainerRequest) {
+			r.Config.Mounts = []*runtime.Mount{{ContainerPath: "/x", Image: &runtime.ImageSpec{Image: "busybox"}}}
+		}, errdefs.ErrUnimplemented, "image volumes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &runtime.CreateContainerRequest{PodSandboxId: pod, Config: ctrConfig("c")}
+			tc.edit(r)
+			_, err := e.s.CreateContainer(context.Background(), r)
+			if !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("err = %v, want %v naming %s", err, tc.kind, tc.field)
+			}
+		})
+	}
+	if n := len(e.s.containers.List()); n != 0 {
+		t.Fatalf("%d containers left behind", n)
+	}
+	// Failures released the name.
+	e.createCtr(pod, "c")
+}
+
+func TestContainerLifecycle(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	events, cancel := e.s.events.subscribe()
+	defer cancel()
+	pod := e.runPod("p")
+	cid := e.createCtr(pod, "app")
+
+	st := e.ctrStatus(cid)
+	if st.State != runtime.ContainerState_CONTAINER_CREATED || st.ImageId != e.images.images["busybox"].ID ||
+		!strings.HasPrefix(st.ImageRef, "docker.io/library/busybox@sha256:") || st.Image.Image != "busybox" ||
+		st.LogPath != "/var/log/pods/p/app.log" || st.Labels["ctr"] != "app" || st.User.Linux.Uid != 1000 || st.CreatedAt == 0 {
+		t.Fatalf("created status %+v", st)
+	}
+	spec := e.vms.get(pod).containers[cid]
+	if !slices.Equal(spec.Process.Args, []string{"sh"}) || spec.Process.User.UID != 1000 || spec.Linux.CgroupsPath != "/podvisor/"+cid {
+		t.Fatalf("spec %+v", spec.Process)
+	}
+	// Duplicate name.
+	if _, err := e.s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: ctrConfig("app")}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if _, err := e.s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: cid}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: cid}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("second start: %v", err)
+	}
+	if st := e.ctrStatus(cid); st.State != runtime.ContainerState_CONTAINER_RUNNING || st.StartedAt == 0 {
+		t.Fatalf("running status %+v", st)
+	}
+	// Output reaches the log.
+	p := e.vms.get(pod).proc(cid)
+	p.outW.Write([]byte("hello\n"))
+	if _, err := e.s.ReopenContainerLog(ctx, &runtime.ReopenContainerLogRequest{ContainerId: cid}); err != nil {
+		t.Fatal(err)
+	}
+	// Stop: the image's stop signal (SIGQUIT) first.
+	if _, err := e.s.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: cid, Timeout: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if p.signals[0] != syscall.SIGQUIT {
+		t.Fatalf("signals %v", p.signals)
+	}
+	st = e.ctrStatus(cid)
+	if st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 128+int32(syscall.SIGQUIT) || st.Reason != "Error" || st.FinishedAt == 0 {
+		t.Fatalf("exited status %+v", st)
+	}
+	lw := e.logs.writers["/var/log/pods/p/app.log"]
+	<-lw.done
+	if string(lw.data) != "hello\n" || lw.reopens != 1 {
+		t.Fatalf("log %q reopens %d", lw.data, lw.reopens)
+	}
+	// Stop and remove are idempotent.
+	for range 2 {
+		if _, err := e.s.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: cid}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.s.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: cid}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Contains(e.vms.get(pod).released, cid) {
+		t.Fatal("container files not released")
+	}
+	want := []runtime.ContainerEventType{
+		runtime.ContainerEventType_CONTAINER_CREATED_EVENT, runtime.ContainerEventType_CONTAINER_STARTED_EVENT,
+		runtime.ContainerEventType_CONTAINER_STOPPED_EVENT, runtime.ContainerEventType_CONTAINER_DELETED_EVENT,
+	}
+	for i, w := range want {
+		select {
+		case ev := <-events:
+			if ev.ContainerEventType != w || ev.ContainerId != cid || ev.PodSandboxStatus == nil {
+				t.Fatalf("event %d: %v %s, want %v", i, ev.ContainerEventType, ev.ContainerId, w)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("no event %d", i)
+		}
+	}
+	// The name can be used again.
+	e.createCtr(pod, "app")
+}
+
+func TestStopContainerEscalatesToKill(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	pod := e.runPod("p")
+	// Container whose stop signal is SIGTERM and which ignores it.
+	cfg := ctrConfig("term")
+	cfg.StopSignal = runtime.Signal_SIGNAL_SIGTERM
+	r, err := e.s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: r.ContainerId})
+	p2 := e.vms.get(pod).proc(r.ContainerId)
+	p2.ignoreTerm = true
+	start := time.Now()
+	if _, err := e.s.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: r.ContainerId, Timeout: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < time.Second || !slices.Equal(p2.signals, []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL}) {
+		t.Fatalf("after %v signals %v", d, p2.signals)
+	}
+	if st := e.ctrStatus(r.ContainerId); st.ExitCode != 137 || st.Reason != "Error" {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestExitReasons(t *testing.T) {
+	for _, tc := range []struct {
+		es     ExitStatus
+		code   int32
+		reason string
+	}{
+		{ExitStatus{Code: 0}, 0, "Completed"},
+		{ExitStatus{Code: 3}, 3, "Error"},
+		{ExitStatus{Signal: syscall.SIGKILL, OOMKill: true}, 137, "OOMKilled"},
+	} {
+		e := newEnv(t)
+		pod := e.runPod("p")
+		cid := e.createCtr(pod, "c")
+		e.s.StartContainer(context.Background(), &runtime.StartContainerRequest{ContainerId: cid})
+		e.vms.get(pod).proc(cid).exit(tc.es)
+		eventually(t, "exit recorded", func() bool { return e.ctrStatus(cid).State == runtime.ContainerState_CONTAINER_EXITED })
+		if st := e.ctrStatus(cid); st.ExitCode != tc.code || st.Reason != tc.reason {
+			t.Errorf("%+v: code %d reason %q, want %d %q", tc.es, st.ExitCode, st.Reason, tc.code, tc.reason)
+		}
+	}
+}
+
+func TestStartFailureRecordsStartError(t *testing.T) {
+	e := newEnv(t)
+	pod := e.runPod("p")
+	cid := e.createCtr(pod, "c")
+	vm := e.vms.get(pod)
+	vm.mu.Lock()
+	delete(vm.procs, cid) // StartContainer now fails
+	vm.mu.Unlock()
+	if _, err := e.s.StartContainer(context.Background(), &runtime.StartContainerRequest{ContainerId: cid}); err == nil {
+		t.Fatal("start succeeded")
+	}
+	if st := e.ctrStatus(cid); st.State != runtime.ContainerState_CONTAINER_EXITED || st.Reason != "StartError" || st.ExitCode != 128 || st.Message == "" {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestListContainersFilters(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	p1, p2 := e.runPod("p1"), e.runPod("p2")
+	a, b, c := e.createCtr(p1, "a"), e.createCtr(p1, "b"), e.createCtr(p2, "c")
+	e.s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: b})
+	for _, tc := range []struct {
+		name string
+		f    *runtime.ContainerFilter
+		want []string
+	}{
+		{"all", nil, []string{a, b, c}},
+		{"id prefix", &runtime.ContainerFilter{Id: a[:10]}, []string{a}},
+		{"sandbox", &runtime.ContainerFilter{PodSandboxId: p1}, []string{a, b}},
+		{"sandbox prefix", &runtime.ContainerFilter{PodSandboxId: p2[:8]}, []string{c}},
+		{"running", &runtime.ContainerFilter{State: &runtime.ContainerStateValue{State: runtime.ContainerState_CONTAINER_RUNNING}}, []string{b}},
+		{"label", &runtime.ContainerFilter{LabelSelector: map[string]string{"ctr": "c"}}, []string{c}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _ := e.s.ListContainers(ctx, &runtime.ListContainersRequest{Filter: tc.f})
+			var got []string
+			for _, x := range r.Containers {
+				got = append(got, x.Id)
+			}
+			slices.Sort(got)
+			want := slices.Clone(tc.want)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("got %v want %v", got, want)
+			}
+			s, _ := e.s.ListContainerStats(ctx, &runtime.ListContainerStatsRequest{Filter: &runtime.ContainerStatsFilter{Id: tc.f.GetId(), PodSandboxId: tc.f.GetPodSandboxId(), LabelSelector: tc.f.GetLabelSelector()}})
+			if tc.f.GetState() == nil && len(s.Stats) != len(want) {
+				t.Fatalf("stats: %d entries, want %d", len(s.Stats), len(want))
+			}
+		})
+	}
+	st, err := e.s.PodSandboxStats(ctx, &runtime.PodSandboxStatsRequest{PodSandboxId: p1})
+	if err != nil || len(st.Stats.Linux.Containers) != 2 || st.Stats.Linux.Cpu.UsageCoreNanoSeconds.Value != uint64(time.Second) {
+		t.Fatalf("pod stats %+v %v", st, err)
+	}
+}
+
+func TestExecSync(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	pod := e.runPod("p")
+	cid := e.createCtr(pod, "c")
+	if _, err := e.s.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: cid, Cmd: []string{"true"}}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("exec in created container: %v", err)
+	}
+	e.s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: cid})
+	vm := e.vms.get(pod)
+	var gotSpec ExecSpec
+	vm.ExecFn = func(p *fakeProc, es ExecSpec) {
+		gotSpec = es
+		if es.Process.Args[0] == "sleep" {
+			return // runs until killed
+		}
+		p.outW.Write([]byte("out"))
+		p.errW.Write([]byte(strings.Repeat("e", 100)))
+		p.exit(ExitStatus{Code: 2})
+	}
+	r, err := e.s.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: cid, Cmd: []string{"echo"}})
+	if err != nil || string(r.Stdout) != "out" || len(r.Stderr) != 100 || r.ExitCode != 2 {
+		t.Fatalf("ExecSync = %+v, %v", r, err)
+	}
+	if gotSpec.Process.User.UID != 1000 || gotSpec.Process.Terminal || !gotSpec.Stdout {
+		t.Fatalf("exec spec %+v", gotSpec.Process)
+	}
+	_, err = e.s.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: cid, Cmd: []string{"sleep", "10"}, Timeout: 1})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("timeout: %v", err)
+	}
+	if _, err := e.s.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: cid}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("empty cmd: %v", err)
+	}
+}
+
+func TestCapBuffer(t *testing.T) {
+	b := capBuffer{limit: 5}
+	n, err := b.Write([]byte("abc"))
+	b.Write([]byte("defgh"))
+	if n != 3 || err != nil || string(b.Bytes()) != "abcde" {
+		t.Fatalf("%q", b.Bytes())
+	}
+}
+
+func TestStreamingURLs(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	pod := e.runPod("p")
+	cid := e.createCtr(pod, "c")
+	if _, err := e.s.Exec(ctx, &runtime.ExecRequest{ContainerId: cid, Cmd: []string{"sh"}, Stdout: true}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("exec before start: %v", err)
+	}
+	e.s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: cid})
+	if r, err := e.s.Exec(ctx, &runtime.ExecRequest{ContainerId: cid[:12], Cmd: []string{"sh"}, Stdout: true}); err != nil || !strings.HasSuffix(r.Url, cid) {
+		t.Fatalf("exec: %v %v", r, err)
+	}
+	if _, err := e.s.Exec(ctx, &runtime.ExecRequest{ContainerId: cid, Cmd: []string{"sh"}, Tty: true, Stderr: true}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("tty+stderr: %v", err)
+	}
+	if r, err := e.s.Attach(ctx, &runtime.AttachRequest{ContainerId: cid, Stdout: true}); err != nil || r.Url == "" {
+		t.Fatalf("attach: %v %v", r, err)
+	}
+	if r, err := e.s.PortForward(ctx, &runtime.PortForwardRequest{PodSandboxId: pod, Port: []int32{80}}); err != nil || !strings.HasSuffix(r.Url, pod) {
+		t.Fatalf("portforward: %v %v", r, err)
+	}
+	if _, err := e.s.PortForward(ctx, &runtime.PortForwardRequest{PodSandboxId: pod, Port: []int32{0}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("bad port: %v", err)
+	}
+}
+
+func TestUpdateContainerResources(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	pod := e.runPod("p")
+	cid := e.createCtr(pod, "c")
+	res := &runtime.LinuxContainerResources{CpuShares: 512, MemoryLimitInBytes: 64 << 20}
+	if _, err := e.s.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{ContainerId: cid, Linux: res}); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.ctrStatus(cid); st.Resources.Linux.MemoryLimitInBytes != 64<<20 {
+		t.Fatalf("resources %+v", st.Resources)
+	}
+	if _, err := e.s.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{ContainerId: cid, Linux: &runtime.LinuxContainerResources{CpuPeriod: 1}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("bad period: %v", err)
+	}
+}
+
+func TestPodPIDNamespaceShared(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	pod := e.runPod("p")
+	mk := func(name string) *specs.Spec {
+		cfg := ctrConfig(name)
+		cfg.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{Pid: runtime.NamespaceMode_POD}
+		r, err := e.s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: r.ContainerId})
+		return e.vms.get(pod).containers[r.ContainerId]
+	}
+	pidNS := func(s *specs.Spec) string {
+		for _, n := range s.Linux.Namespaces {
+			if n.Type == specs.PIDNamespace {
+				return n.Path
+			}
+		}
+		return "none"
+	}
+	first, second := mk("a"), mk("b")
+	if pidNS(first) != "" || pidNS(second) != "/proc/10/ns/pid" {
+		t.Fatalf("pid ns %q then %q", pidNS(first), pidNS(second))
+	}
+	b, _ := json.Marshal(second)
+	if !strings.Contains(string(b), "/run/podvisor/net/resolv.conf") {
+		t.Fatal("resolv.conf not bind-mounted from the guest")
+	}
+}

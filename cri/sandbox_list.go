@@ -1,0 +1,47 @@
+package cri
+
+import (
+	"context"
+	"strings"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// ListPodSandbox lists sandboxes matching the filter (ID prefix, state,
+// labels).
+func (s *Service) ListPodSandbox(_ context.Context, r *runtime.ListPodSandboxRequest) (*runtime.ListPodSandboxResponse, error) {
+	f := r.GetFilter()
+	resp := &runtime.ListPodSandboxResponse{}
+	for _, sb := range s.sandboxes.List() {
+		if f.GetId() != "" && !strings.HasPrefix(sb.ID, f.GetId()) {
+			continue
+		}
+		if f.GetState() != nil && f.GetState().State != sb.Status.State.CRIState() {
+			continue
+		}
+		if !labelsMatch(sb.Metadata.Config.GetLabels(), f.GetLabelSelector()) {
+			continue
+		}
+		cfg := sb.Metadata.Config
+		resp.Items = append(resp.Items, &runtime.PodSandbox{
+			Id:             sb.ID,
+			Metadata:       cfg.GetMetadata(),
+			State:          sb.Status.State.CRIState(),
+			CreatedAt:      sb.Metadata.CreatedAt.UnixNano(),
+			Labels:         cfg.GetLabels(),
+			Annotations:    cfg.GetAnnotations(),
+			RuntimeHandler: sb.Metadata.RuntimeHandler,
+		})
+	}
+	return resp, nil
+}
+
+// labelsMatch reports whether labels has every key=value of selector.
+func labelsMatch(labels, selector map[string]string) bool {
+	for k, v := range selector {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,161 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/podvisor/podvisor/cri/errdefs"
+	"github.com/podvisor/podvisor/cri/store"
+	"github.com/podvisor/podvisor/cri/store/sandbox"
+)
+
+// RunPodSandbox boots a pod VM with its network. A retry for a pod whose
+// boot is still in progress waits for that boot and returns its ID instead
+// of booting a second VM.
+func (s *Service) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandboxRequest) (*runtime.RunPodSandboxResponse, error) {
+	cfg := r.GetConfig()
+	if err := validateSandboxConfig(cfg); err != nil {
+		return nil, fmt.Errorf("run pod sandbox: %w", err)
+	}
+	if err := validateRuntimeHandler(r.RuntimeHandler); err != nil {
+		return nil, err
+	}
+	vcpus, mem, err := s.sandboxSize(cfg.GetLinux().GetResources())
+	if err != nil {
+		return nil, fmt.Errorf("run pod sandbox: %w", err)
+	}
+	name := sandboxName(cfg.Metadata)
+	id := store.GenerateID()
+	for {
+		err := s.sandboxNames.Reserve(name, id)
+		if err == nil {
+			break
+		}
+		holder, committed, werr := s.sandboxNames.Wait(ctx, name)
+		if werr != nil {
+			return nil, fmt.Errorf("run pod sandbox %q: waiting for the creation in progress: %w", name, werr)
+		}
+		if committed {
+			klog.InfoS("RunPodSandbox retried: returning the sandbox created for it", "name", name, "podSandboxID", holder)
+			return &runtime.RunPodSandboxResponse{PodSandboxId: holder}, nil
+		}
+	}
+	if err := s.runSandbox(ctx, id, name, r, vcpus, mem); err != nil {
+		s.sandboxNames.Release(name, id)
+		return nil, fmt.Errorf("run pod sandbox %q: %w", name, err)
+	}
+	s.sandboxNames.Commit(name, id)
+	klog.InfoS("Pod sandbox ready", "podSandboxID", id, "name", name)
+	return &runtime.RunPodSandboxResponse{PodSandboxId: id}, nil
+}
+
+// runSandbox is the boot as named steps, each with its undo.
+func (s *Service) runSandbox(ctx context.Context, id, name string, r *runtime.RunPodSandboxRequest, vcpus, mem int) (retErr error) {
+	cfg := r.Config
+	var undo undoStack
+	defer func() {
+		if retErr != nil {
+			undo.run(ctx, "podSandboxID", id)
+		}
+	}()
+	hostname := cfg.Hostname
+	if hostname == "" {
+		hostname = cfg.Metadata.Name
+	}
+	dns := dnsConfig(cfg.DnsConfig)
+
+	pn, err := s.b.Network.Setup(ctx, NetworkRequest{
+		SandboxID: id, Name: cfg.Metadata.Name, Namespace: cfg.Metadata.Namespace, UID: cfg.Metadata.Uid,
+		Hostname: hostname, PortMappings: cfg.PortMappings, DNS: dns,
+	})
+	if err != nil {
+		return fmt.Errorf("set up pod network: %w", err)
+	}
+	undo.push("tear down pod network", func(ctx context.Context) error { return s.b.Network.Teardown(ctx, id) })
+
+	vm, err := s.b.VMs.Boot(ctx, VMSpec{
+		SandboxID: id, VCPUs: vcpus, MemoryMiB: mem, Hostname: hostname,
+		Network: pn, DNS: dns, Sysctls: cfg.GetLinux().GetSysctls(), LogDirectory: cfg.LogDirectory,
+	})
+	if err != nil {
+		return fmt.Errorf("boot pod VM: %w", err)
+	}
+	undo.push("stop pod VM", vm.Stop)
+
+	meta := sandbox.Metadata{
+		Name: name, Config: cfg, RuntimeHandler: r.RuntimeHandler,
+		NetNSPath: pn.NetNSPath(), IPs: pn.IPs(), VCPUs: vcpus, MemoryMiB: mem, CreatedAt: time.Now(),
+	}
+	if err := s.sandboxes.Add(id, meta, sandbox.Status{State: sandbox.StateReady}); err != nil {
+		return fmt.Errorf("store sandbox: %w", err)
+	}
+	s.mu.Lock()
+	s.vms[id] = vm
+	s.mu.Unlock()
+	go s.watchVM(id, vm)
+	return nil
+}
+
+// watchVM marks the sandbox not ready when its VM is lost.
+func (s *Service) watchVM(id string, vm PodVM) {
+	select {
+	case <-s.svcCtx.Done():
+		return
+	case <-vm.Done():
+	}
+	s.mu.Lock()
+	current := s.vms[id] == vm
+	s.mu.Unlock()
+	if !current {
+		return // stopped on purpose
+	}
+	_, err := s.sandboxes.Update(id, func(st sandbox.Status) (sandbox.Status, error) {
+		if st.State == sandbox.StateReady {
+			st.State, st.Reason = sandbox.StateNotReady, "pod VM lost"
+		}
+		return st, nil
+	})
+	klog.InfoS("Pod VM lost: sandbox not ready", "podSandboxID", id, "err", err)
+}
+
+func dnsConfig(d *runtime.DNSConfig) *DNSConfig {
+	if d == nil {
+		return nil
+	}
+	return &DNSConfig{Servers: d.Servers, Searches: d.Searches, Options: d.Options}
+}
+
+// validateRuntimeHandler accepts the default handler only: every pod is a
+// VM, and no handler for host namespaces is configured.
+func validateRuntimeHandler(h string) error {
+	if h != "" && h != RuntimeHandlerName {
+		return fmt.Errorf("runtime_handler %q: only %q is configured: %w", h, RuntimeHandlerName, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// sandboxSize derives a VM's vCPUs and memory from the pod-level resources
+// kubelet sends (the sum of its containers' limits plus overhead), or the
+// configured defaults.
+func (s *Service) sandboxSize(r *runtime.LinuxContainerResources) (vcpus, memMiB int, err error) {
+	c := s.cfg.Sandbox
+	vcpus, memMiB = c.DefaultVCPUs, c.DefaultMemoryMiB
+	if r.GetCpuQuota() > 0 && r.GetCpuPeriod() > 0 {
+		vcpus = int((r.CpuQuota + r.CpuPeriod - 1) / r.CpuPeriod)
+		if vcpus > c.MaxVCPUs {
+			return 0, 0, fmt.Errorf("config.linux.resources.cpu_quota asks for %d vCPUs, more than the %d allowed: %w", vcpus, c.MaxVCPUs, errdefs.ErrInvalidArgument)
+		}
+	}
+	if l := r.GetMemoryLimitInBytes(); l > 0 {
+		memMiB = int((l+(1<<20)-1)>>20) + c.OverheadMiB
+		if memMiB > c.MaxMemoryMiB {
+			return 0, 0, fmt.Errorf("config.linux.resources.memory_limit_in_bytes asks for %d MiB, more than the %d allowed: %w", memMiB, c.MaxMemoryMiB, errdefs.ErrInvalidArgument)
+		}
+		memMiB = max(memMiB, 128)
+	}
+	return vcpus, memMiB, nil
+}
