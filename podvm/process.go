@@ -140,3 +140,14 @@ func (p *Process) Remove(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Process returns a handle on a process the agent already runs (a
+// container's init process, after a daemon restart), without stdio
+// streams.
+func (v *VM) Process(ctx context.Context, id string) (*Process, error) {
+	info, err := v.agent.client.InspectProcess(ctx, &agentpb.InspectProcessRequest{Id: id})
+	if err != nil {
+		return nil, fmt.Errorf("process %q: %w", id, err)
+	}
+	return &Process{vm: v, id: id, pid: int(info.Pid)}, nil
+}

@@ -1,5 +1,7 @@
 // Command podvisor-agent is PID 1 of every pod VM. It takes its per-VM keys
-// out of the initramfs before anything else runs, prepares the guest, then
+// out of the initramfs before anything else runs, moves itself off the
+// initramfs onto a tmpfs root (re-executing itself there, so that runc can
+// pivot_root containers), prepares the guest, then
 // serves the host over the authenticated guest channel, one session at a
 // time, for as long as the VM lives: a host that restarts reconnects to the
 // same agent and finds its processes still there.
@@ -35,8 +37,11 @@ const (
 )
 
 func main() {
-	// First line on the console: boot benchmarks time the guest up to here.
-	fmt.Println("podvisor-agent: init")
+	if _, reexecuted := os.LookupEnv(initsys.HandoffEnv); !reexecuted {
+		// First line on the console: boot benchmarks time the guest up
+		// to here. Printed once, not again after the switch_root re-exec.
+		fmt.Println("podvisor-agent: init")
+	}
 	if err := run(); err != nil {
 		klog.ErrorS(err, "Agent failed")
 		klog.Flush()
@@ -50,7 +55,21 @@ func main() {
 }
 
 func run() error {
-	keys, err := loadKeys()
+	// The keys come from the initramfs on a fresh start, or from the
+	// agent that switched root and re-executed this one.
+	files, reexecuted, err := initsys.TakeHandoff()
+	if err != nil {
+		return fmt.Errorf("read keys: %w", err)
+	}
+	if !reexecuted {
+		if files, err = initsys.ReadAndRemoveSecrets(keyDir); err != nil {
+			return fmt.Errorf("read keys: %w", err)
+		}
+		if err := switchRoot(files); err != nil {
+			return err
+		}
+	}
+	keys, err := parseKeys(files)
 	if err != nil {
 		return err
 	}
@@ -134,13 +153,8 @@ type agentKeys struct {
 	hostCert []byte
 }
 
-// loadKeys reads the VM's keys from the initramfs and deletes them, so that
-// nothing started later in the guest can read them from a file.
-func loadKeys() (agentKeys, error) {
-	files, err := initsys.ReadAndRemoveSecrets(keyDir)
-	if err != nil {
-		return agentKeys{}, fmt.Errorf("read keys: %w", err)
-	}
+// parseKeys parses the VM's key files.
+func parseKeys(files map[string][]byte) (agentKeys, error) {
 	self, err := channel.ParseIdentityPEM(files["agent.crt"], files["agent.key"])
 	if err != nil {
 		return agentKeys{}, fmt.Errorf("agent identity: %w", err)
@@ -150,6 +164,28 @@ func loadKeys() (agentKeys, error) {
 		return agentKeys{}, fmt.Errorf("host certificate: %w", err)
 	}
 	return agentKeys{self: self, hostCert: host}, nil
+}
+
+// switchRoot moves the agent off the initramfs, if / is one, and
+// re-executes it, handing it keys in a sealed memfd; it returns only if /
+// needs no switch, or on failure. runc cannot pivot_root a container's
+// root while / is the initramfs, and without pivot_root the guest's root
+// and mounts stay in every container's mount namespace, under its root,
+// where a privileged container can reach them.
+//
+// The keys are read and deleted before the switch rather than left out of
+// the copy and read after it: that keeps them out of every file tree from
+// the agent's first step on, the copy cannot take them along by mistake,
+// and no descriptor to the old root has to survive the re-exec.
+func switchRoot(keys map[string][]byte) error {
+	initramfs, err := initsys.RootIsInitramfs()
+	if err != nil || !initramfs {
+		return err
+	}
+	if err := initsys.SwitchRoot(); err != nil {
+		return err
+	}
+	return initsys.Reexec(keys)
 }
 
 // serveSession authenticates one host connection and serves it until it

@@ -65,12 +65,15 @@ endpoints = [{ url = "http://127.0.0.1:5000", plain_http = true }]`, "", func(c 
 	}
 }
 
-func TestDaemonRefusesToStartWithoutBackends(t *testing.T) {
+func TestDaemonRefusesBadVMMAccount(t *testing.T) {
 	dir := t.TempDir()
+	conf := filepath.Join(dir, "podvisor.toml")
+	os.WriteFile(conf, []byte("[podvm]\ndriver = \"qemu\"\nvmm_user = \"no-such-account-here\"\n"), 0o600)
 	var out bytes.Buffer
 	err := run(context.Background(), []string{"--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"),
+		"--config", conf, "--guest-dir", filepath.Join(dir, "guest"),
 		"--address", filepath.Join(dir, "state", "s.sock")}, &out, &out)
-	if err == nil || !strings.Contains(err.Error(), "not wired") {
+	if err == nil || !strings.Contains(err.Error(), "no-such-account-here") {
 		t.Fatalf("err = %v", err)
 	}
 	if _, serr := os.Stat(filepath.Join(dir, "state", "s.sock")); serr == nil {

@@ -3,47 +3,142 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+
+	"k8s.io/klog/v2"
 
 	"github.com/podvisor/podvisor/cri"
+	"github.com/podvisor/podvisor/cri/streaming"
+	"github.com/podvisor/podvisor/hypervisor/vmmselect"
+	"github.com/podvisor/podvisor/network"
+	"github.com/podvisor/podvisor/podvm"
 )
 
-// wireBackends builds the adapters from the podvisor packages to the
-// interfaces cri needs (cri/backend.go). Each adapter lives in its own file
-// here (adapter_podvm.go, adapter_image.go, adapter_network.go,
-// adapter_logs.go) and translates its package's error kinds to
-// cri/errdefs kinds:
-//
-//   - cri.VMRuntime (podvm.Manager): Boot → podvm.Manager.Boot with the
-//     sandbox's vCPUs, memory, NICs and netns from the cri.PodNetwork
-//     (type-asserted to the network adapter's type); Reattach after a
-//     restart. The returned cri.PodVM wraps *podvm.VM: containers, execs,
-//     rootfs and host-path sharing through the pod's virtio-fs directory,
-//     DialPort through the agent.
-//   - cri.ImageStore (image.Store): Pull/Get/List/Remove/FsInfo/LayerDirs/
-//     ResolveUser; image.ErrNotFound → errdefs.ErrNotFound,
-//     ErrInvalidReference/ErrInvalidArgument → ErrInvalidArgument,
-//     ErrInUse → ErrFailedPrecondition, ErrUnauthorized → ErrFailedPrecondition.
-//   - cri.Network (network): Setup/Teardown/Status; ErrNotReady →
-//     ErrFailedPrecondition, ErrInvalidArgument → ErrInvalidArgument,
-//     ErrPlugin → ErrUnavailable.
-//   - cri.LogOpener (cri/logs): Open(path) → logs.Open(path, logs.Options{}).
-//
-// Until they exist, the daemon refuses to start rather than pretend: there
-// is no fake backend in this binary.
-func wireBackends(ctx context.Context, o Options, cfg cri.Config) (cri.Backends, func(), error) {
-	_, _, _ = ctx, o, cfg
-	return cri.Backends{}, func() {}, errors.Join(
-		errors.New("the pod VM backend (podvm adapter) is not wired yet"),
-		errors.New("the image backend (image adapter) is not wired yet"),
-		errors.New("the network backend (network adapter) is not wired yet"),
-		errors.New("the container log backend (cri/logs adapter) is not wired yet"),
-	)
+// wireBackends builds the adapters from podvisor's packages to the
+// interfaces cri needs (cri/backend.go), one adapter file each. The
+// returned function closes what they opened; pod VMs keep running.
+func wireBackends(ctx context.Context, o Options, cfg cri.Config) (_ cri.Backends, _ func(), retErr error) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if retErr != nil {
+			closeAll()
+		}
+	}()
+
+	images, err := newImageAdapter(filepath.Join(o.Root, "images"), cfg)
+	if err != nil {
+		return cri.Backends{}, nil, fmt.Errorf("image store: %w", err)
+	}
+	closers = append(closers, func() { images.s.Close() })
+
+	ncfg := network.Default()
+	ncfg.StateDir = filepath.Join(o.State, "network")
+	ncfg.CacheDir = filepath.Join(o.Root, "cni-cache")
+	ncfg.ConfDir = cfg.CNI.ConfDir
+	ncfg.BinDirs = cfg.CNI.BinDirs
+	nm, err := network.NewManager(ncfg)
+	if err != nil {
+		return cri.Backends{}, nil, fmt.Errorf("network: %w", err)
+	}
+
+	vms, err := newVMAdapter(ctx, o, cfg)
+	if err != nil {
+		return cri.Backends{}, nil, fmt.Errorf("pod VMs: %w", err)
+	}
+	return cri.Backends{
+		VMs:     vms,
+		Images:  images,
+		Network: networkAdapter{nm},
+		Logs:    logOpener{},
+	}, closeAll, nil
 }
 
-// wireStreaming starts the streaming server (cri/streaming) on
-// cfg.Stream, backed by svc.StreamBackend(), and hands it to svc. It
-// returns a function that stops it.
+// newVMAdapter chooses the VMM and prepares pod VM state.
+func newVMAdapter(ctx context.Context, o Options, cfg cri.Config) (*vmAdapter, error) {
+	guestDir := cfg.PodVM.GuestDir
+	choice, err := vmmselect.Choose(ctx, vmmselect.Options{
+		Driver: cfg.PodVM.Driver,
+		Kernel: filepath.Join(guestDir, "vmlinuz"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	pc := podvm.Config{
+		StateDir:      filepath.Join(o.State, "vms"),
+		GuestDir:      guestDir,
+		Driver:        choice.Driver,
+		KVM:           choice.KVM,
+		VirtiofsdPath: cfg.PodVM.Virtiofsd,
+		BootTimeout:   cfg.PodVM.BootTimeout.Std(),
+		StopTimeout:   cfg.PodVM.StopTimeout.Std(),
+	}
+	if name := cfg.PodVM.VMMUser; name != "" {
+		uid, gid, err := lookupUser(name)
+		if err != nil {
+			return nil, err
+		}
+		pc.VMMUser, pc.VMMGroup = uid, gid
+		if choice.KVM {
+			// /dev/kvm belongs to group kvm on Debian-like hosts.
+			if g, err := user.LookupGroup("kvm"); err == nil {
+				n, _ := strconv.Atoi(g.Gid)
+				pc.VMMGroups = []uint32{uint32(n)}
+			}
+		}
+	}
+	m, err := podvm.NewManager(pc)
+	if err != nil {
+		return nil, err
+	}
+	a := &vmAdapter{m: m, podsDir: filepath.Join(o.State, "pods"), upperRoot: filepath.Join(o.Root, "containers")}
+	for _, d := range []string{a.podsDir, a.upperRoot} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func lookupUser(name string) (uint32, uint32, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, 0, fmt.Errorf("VMM account %q: %w", name, err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, fmt.Errorf("VMM account %q: %w", name, err)
+	}
+	return uint32(uid), uint32(gid), nil
+}
+
+// wireStreaming starts the streaming server on cfg.Stream, backed by the
+// service, and hands it to svc. It returns a function that stops it.
 func wireStreaming(svc *cri.Service, cfg cri.Config) (stop func(), err error) {
-	_, _ = svc, cfg
-	return func() {}, errors.New("the streaming server (cri/streaming adapter) is not wired yet")
+	scfg := streaming.DefaultConfig()
+	scfg.Address = net.JoinHostPort(cfg.Stream.Address, cfg.Stream.Port)
+	scfg.EnableTLS = cfg.Stream.TLS
+	if d := cfg.Stream.IdleTimeout.Std(); d > 0 {
+		scfg.StreamIdleTimeout = d
+	}
+	srv, err := streaming.New(scfg, streamBackend{svc})
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Start(); err != nil {
+		return nil, err
+	}
+	svc.SetStreamServer(srv)
+	klog.InfoS("Streaming server listening", "url", srv.URL())
+	return func() { srv.Stop() }, nil
 }

@@ -86,11 +86,7 @@ func (s *Service) createContainer(ctx context.Context, req *agentpb.CreateContai
 		}
 	}()
 	l := launch{
-		// --no-pivot: the guest's root is the initramfs, on which
-		// pivot_root(2) fails with EINVAL (the root mount has no parent),
-		// so runc moves the rootfs onto / and chroots instead. See
-		// the agent's package documentation for what that costs.
-		args:        []string{"create", "--no-pivot", "--bundle", c.bundle},
+		args:        []string{"create", "--bundle", c.bundle},
 		containerID: id,
 		logFile:     filepath.Join(c.bundle, bundleLog),
 		pidFile:     filepath.Join(c.bundle, bundlePIDFile),

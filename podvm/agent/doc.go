@@ -9,14 +9,10 @@
 // guest kernel).
 //
 // Containers are run with runc (see container.go for why runc and not
-// libcontainer in the agent). The guest's root is the initramfs, on which
-// pivot_root(2) fails, so runc runs with --no-pivot: it moves the container's
-// rootfs onto / in the container's mount namespace and chroots. A container
-// process with CAP_SYS_CHROOT could then climb out of that chroot to the
-// guest's initramfs root and mounts (the pod's own bundles and shared files;
-// the agent's keys are deleted before anything runs). The VM remains the
-// isolation boundary between pods; the fix is for the agent to switch_root
-// onto a tmpfs copy of the initramfs at boot, after which pivot_root works.
+// libcontainer in the agent). The initramfs cannot be pivot_root(2)ed away,
+// so the agent switches root onto a tmpfs copy of it at boot (initsys); runc
+// then uses pivot_root, and a container that unmounts its root finds nothing
+// of the guest behind it.
 //
 // Exit statuses come from the process-wide reaper (package reaper), never
 // from os/exec, because PID 1 must reap every orphan.
