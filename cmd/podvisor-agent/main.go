@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -196,7 +198,7 @@ func serveSession(tr transport, keys agentKeys, broker *sessionBroker, svc *agen
 	if err != nil {
 		return err
 	}
-	sess, err := channel.Accept(ctx, raw, keys.self, keys.hostCert, channel.Options{})
+	sess, err := channel.Accept(ctx, raw, keys.self, keys.hostCert, channel.Options{DialPort: dialGuestPort})
 	if err != nil {
 		return err
 	}
@@ -240,4 +242,19 @@ func (b *sessionBroker) Take(ctx context.Context, id string, kind agent.StreamKi
 		return nil, fmt.Errorf("unknown stream kind %v", kind)
 	}
 	return sess.Take(ctx, id, k)
+}
+
+// dialGuestPort connects a port-forward stream to a port on the guest's
+// loopback, IPv4 first, then IPv6, as kubelet's port-forward does.
+func dialGuestPort(ctx context.Context, port uint16) (net.Conn, error) {
+	var d net.Dialer
+	p := strconv.Itoa(int(port))
+	c, err := d.DialContext(ctx, "tcp4", net.JoinHostPort("127.0.0.1", p))
+	if err == nil {
+		return c, nil
+	}
+	if c6, err6 := d.DialContext(ctx, "tcp6", net.JoinHostPort("::1", p)); err6 == nil {
+		return c6, nil
+	}
+	return nil, err
 }
