@@ -74,7 +74,7 @@ func newVMAdapter(ctx context.Context, o Options, cfg cri.Config) (*vmAdapter, e
 		return nil, err
 	}
 	pc := podvm.Config{
-		StateDir:      filepath.Join(o.State, "vms"),
+		StateDir:      vmStateDir(o.State),
 		GuestDir:      guestDir,
 		Driver:        choice.Driver,
 		KVM:           choice.KVM,
@@ -107,6 +107,14 @@ func newVMAdapter(ctx context.Context, o Options, cfg cri.Config) (*vmAdapter, e
 		}
 	}
 	return a, nil
+}
+
+// vmStateDir is where pod VMs keep their sockets and logs. It sits beside
+// the state directory, not in it: the unprivileged VMM account must be able
+// to traverse to its VM's directory, while the state directory holding the
+// CRI socket stays 0700.
+func vmStateDir(state string) string {
+	return filepath.Clean(state) + "-vms"
 }
 
 func lookupUser(name string) (uint32, uint32, error) {
