@@ -103,12 +103,22 @@ func (m *Manager) Reattach(ctx context.Context, id string) (*VM, error) {
 			return nil, fmt.Errorf("%w: %s: virtiofsd: %w", ErrGone, id, err)
 		}
 	}
+	// From here a failure leaves the VM running for a later attempt, but
+	// must not keep this attempt's QMP connection or watchers.
+	release := func() {
+		vmm.Release()
+		if fsd != nil {
+			fsd.Release()
+		}
+	}
 	hostID, guestCert, err := loadHostKeys(filepath.Join(dir, keysSubdir))
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("%s: load keys: %w", id, err)
 	}
 	a, err := dialAgent(ctx, vmm, hostID, guestCert)
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("%s: reconnect agent: %w", id, err)
 	}
 	v := &VM{

@@ -123,3 +123,32 @@ func TestReattachUnresponsiveAPI(t *testing.T) {
 	default:
 	}
 }
+
+// TestReleaseKeepsVMForReattach releases a handle, as an exiting daemon
+// does: the VMM and its sockets stay, and a re-attached handle drives it.
+func TestReleaseKeepsVMForReattach(t *testing.T) {
+	e := newTestEnv(t, chtest.Config{})
+	first := e.launch()
+	st := first.State()
+	if err := first.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if processGone(st.PID) {
+		t.Fatal("Release stopped the VMM")
+	}
+	d, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := d.Reattach(testCtx(t), st)
+	if err != nil {
+		t.Fatalf("Reattach after Release: %v", err)
+	}
+	if err := vm.Stop(testCtx(t)); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	waitDone(t, vm, time.Second)
+	if !processGone(st.PID) {
+		t.Errorf("VMM pid %d survived Stop", st.PID)
+	}
+}

@@ -30,6 +30,7 @@ type VM struct {
 
 	mu       sync.Mutex
 	stopping bool  // the exit was asked for
+	released bool  // Release: the VMM runs on, owned by another handle
 	stopped  bool  // Stop completed
 	exitErr  error // why the VMM exited on its own
 }
@@ -47,6 +48,12 @@ func newVM(id string, paths vmPaths, proc *vmmproc.Process, api vmmAPI, diskRoot
 func (v *VM) watch() {
 	<-v.proc.Done()
 	v.mu.Lock()
+	if v.released {
+		// The VMM still runs: its sockets belong to whoever re-attaches.
+		v.mu.Unlock()
+		close(v.done)
+		return
+	}
 	if !v.stopping {
 		v.exitErr = fmt.Errorf("%w: %s", hypervisor.ErrNotRunning, exitSummary(v.proc, v.logPath()))
 		klog.ErrorS(v.exitErr, "VMM exited unexpectedly", "vm", v.id, "pid", v.proc.PID)

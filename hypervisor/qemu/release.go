@@ -7,5 +7,6 @@ func (vm *VM) Release() error {
 	vm.stopping = true // an exit from now on is not this handle's to report
 	vm.mu.Unlock()
 	vm.qmp.close()
+	vm.proc.Release()
 	return nil
 }

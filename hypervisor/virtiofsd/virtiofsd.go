@@ -100,6 +100,10 @@ func (d *Daemon) State() State {
 // SocketPath is the vhost-user socket a VMM connects to.
 func (d *Daemon) SocketPath() string { return d.socket }
 
+// Release stops watching a re-attached virtiofsd, which keeps serving its
+// VM; the handle must not be used afterwards.
+func (d *Daemon) Release() { d.proc.Release() }
+
 // Done is closed once virtiofsd has exited, which it does by itself when
 // its VMM disconnects.
 func (d *Daemon) Done() <-chan struct{} { return d.proc.Done() }

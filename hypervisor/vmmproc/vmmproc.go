@@ -46,6 +46,9 @@ type Process struct {
 	done chan struct{}
 	mu   sync.Mutex
 	err  error
+
+	releaseOnce sync.Once
+	released    chan struct{} // closed by Release: stop polling
 }
 
 // Start launches spec in a new session, so that it outlives the daemon.
@@ -124,7 +127,7 @@ func Attach(pid int, startTime uint64) (*Process, error) {
 	if err != nil || st != startTime {
 		return nil, fmt.Errorf("process %d: %w", pid, os.ErrProcessDone)
 	}
-	p := &Process{PID: pid, StartTime: st, done: make(chan struct{})}
+	p := &Process{PID: pid, StartTime: st, done: make(chan struct{}), released: make(chan struct{})}
 	go p.poll()
 	return p, nil
 }
@@ -132,14 +135,31 @@ func Attach(pid int, startTime uint64) (*Process, error) {
 // poll watches a process that is not our child (it was reparented when the
 // daemon that started it exited), by PID and start time.
 func (p *Process) poll() {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
 	for {
 		st, err := StartTime(p.PID)
 		if err != nil || st != p.StartTime || isZombie(p.PID) {
 			close(p.done)
 			return
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-p.released:
+			close(p.done)
+			return
+		}
 	}
+}
+
+// Release stops watching a re-attached process (which keeps running) and
+// closes Done; the handle must not be used afterwards. For a child this
+// process started it does nothing: the child is reaped when it exits.
+func (p *Process) Release() {
+	if p.released == nil {
+		return
+	}
+	p.releaseOnce.Do(func() { close(p.released) })
 }
 
 // Done is closed when the process has exited.

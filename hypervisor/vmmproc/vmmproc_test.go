@@ -79,3 +79,26 @@ func TestStartTime(t *testing.T) {
 		t.Fatal("StartTime of a missing PID succeeded")
 	}
 }
+
+func TestReleaseStopsWatching(t *testing.T) {
+	p, err := Start(Spec{Path: "/bin/sleep", Args: []string{"60"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Kill()
+	q, err := Attach(p.PID, p.StartTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Release()
+	select {
+	case <-q.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("released handle still watching")
+	}
+	if _, err := StartTime(p.PID); err != nil {
+		t.Fatal("Release stopped the process")
+	}
+	q.Release() // idempotent
+	p.Release() // no-op for a child
+}
