@@ -23,6 +23,9 @@ VMM_USER := podvisor-vmm
 PROTOC_GEN_GO_VERSION      := v1.35.2
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 OAPI_CODEGEN_VERSION       := v2.8.2
+# crictl drives the daemon in the end-to-end tests, as an operator would.
+CRICTL_VERSION             := v1.37.0
+CRICTL := $(BUILD)/tools/crictl
 # Development-time input for the generated Cloud Hypervisor client.
 CH_SPEC ?= ../shared/cloud-hypervisor/cloud-hypervisor.yaml
 
@@ -53,17 +56,20 @@ unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
-E2E_ENV := PODVISOR_GUEST_DIR=$(CURDIR)/$(GUEST) PODVISOR_BIN_DIR=$(CURDIR)/$(BIN) \
+$(CRICTL):
+	GOBIN=$(CURDIR)/$(BUILD)/tools CGO_ENABLED=0 $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
+
+E2E_ENV := PODVISOR_GUEST_DIR=$(CURDIR)/$(GUEST) PODVISOR_BIN_DIR=$(CURDIR)/$(BIN) PODVISOR_CRICTL=$(CURDIR)/$(CRICTL) \
 	PODVISOR_TEST_KERNEL=$(CURDIR)/$(GUEST_KERNEL_ROOT)/boot/vmlinuz-$(GUEST_KERNEL_VERSION)
 # Packages with VM tests (build tag e2e): they need root and QEMU.
 E2E_PKGS := ./e2e/... ./podvm/... ./hypervisor/... ./network/...
 
-e2e: deps build guest cni-plugins
+e2e: deps build guest cni-plugins $(CRICTL)
 	$(E2E_ENV) $(GO) test -tags e2e -count=1 -p 1 -timeout 40m -v $(E2E_PKGS)
 
 test: deps build guest unit e2e
 
-bench: deps build guest
+bench: deps build guest cni-plugins $(CRICTL)
 	$(E2E_ENV) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -timeout 60m ./e2e/...
 
 run: deps build guest cni-plugins cni-default-config

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podvisor/podvisor/e2e/hostnet"
 	"github.com/podvisor/podvisor/hypervisor/vmmselect"
 	"github.com/podvisor/podvisor/podvm"
 )
@@ -37,7 +38,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: "+reason)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	// The daemon tests' CNI network leaves its bridge and the plugins'
+	// shared chains; remove them unless they were there before.
+	before := hostnet.Take(e2eBridge)
+	code := m.Run()
+	before.Restore(e2eBridge)
+	os.Exit(code)
 }
 
 // missingPrerequisite names what the e2e tests cannot run without. They fail

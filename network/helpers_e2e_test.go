@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/podvisor/podvisor/e2e/hostnet"
 )
 
 // These tests need root and the reference plugins (make cni-plugins). They
@@ -35,15 +37,7 @@ func testBinDir() string {
 	return "/opt/cni/bin"
 }
 
-// sharedChains are created once by portmap and firewall and kept by them.
-var sharedChains = []struct{ table, chain string }{
-	{"nat", "CNI-HOSTPORT-DNAT"},
-	{"nat", "CNI-HOSTPORT-SETMARK"},
-	{"nat", "CNI-HOSTPORT-MASQ"},
-	{"filter", "CNI-FORWARD"},
-	{"filter", "CNI-ADMIN"},
-}
-
+// iptablesCmds are the tools whose rules the tests inspect.
 var iptablesCmds = []string{"iptables", "ip6tables"}
 
 func TestMain(m *testing.M) {
@@ -51,70 +45,10 @@ func TestMain(m *testing.M) {
 		fmt.Println("network e2e tests need root; skipping")
 		os.Exit(0)
 	}
-	preexisting := map[string]bool{}
-	for _, ipt := range iptablesCmds {
-		for _, c := range sharedChains {
-			if exec.Command(ipt, "-t", c.table, "-S", c.chain).Run() == nil {
-				preexisting[ipt+c.table+c.chain] = true
-			}
-		}
-	}
+	before := hostnet.Take(testBridge)
 	code := m.Run()
-	if l, err := netlink.LinkByName(testBridge); err == nil {
-		_ = netlink.LinkDel(l)
-	}
-	for _, ipt := range iptablesCmds {
-		for _, c := range sharedChains {
-			if !preexisting[ipt+c.table+c.chain] {
-				removeChain(ipt, c.table, c.chain)
-			}
-		}
-	}
+	before.Restore(testBridge)
 	os.Exit(code)
-}
-
-// removeChain deletes every rule jumping to chain from the built-in chains
-// of table, then the chain itself.
-func removeChain(ipt, table, chain string) {
-	if exec.Command(ipt, "-t", table, "-S", chain).Run() != nil {
-		return
-	}
-	out, _ := exec.Command(ipt, "-t", table, "-S").Output()
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(line, "-A ") && strings.Contains(line, "-j "+chain) {
-			args := append([]string{"-t", table, "-D"}, splitRule(strings.TrimPrefix(line, "-A "))...)
-			_ = exec.Command(ipt, args...).Run()
-		}
-	}
-	_ = exec.Command(ipt, "-t", table, "-F", chain).Run()
-	_ = exec.Command(ipt, "-t", table, "-X", chain).Run()
-}
-
-// splitRule splits an iptables -S line, keeping quoted comments whole.
-func splitRule(s string) []string {
-	var out []string
-	var cur strings.Builder
-	quoted := false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '\\' && quoted && i+1 < len(s):
-			i++
-			cur.WriteByte(s[i])
-		case c == '"':
-			quoted = !quoted
-		case c == ' ' && !quoted:
-			if cur.Len() > 0 {
-				out = append(out, cur.String())
-				cur.Reset()
-			}
-		default:
-			cur.WriteByte(c)
-		}
-	}
-	if cur.Len() > 0 {
-		out = append(out, cur.String())
-	}
-	return out
 }
 
 type testEnv struct {
