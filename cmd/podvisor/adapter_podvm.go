@@ -62,6 +62,20 @@ func vmErr(err error) error {
 	return err
 }
 
+// vmIDLength is how much of a sandbox ID names its VM. The VM's sockets
+// live under <state>-vms/<vm id>/, and a unix socket path is limited to 107
+// bytes: a full 64-character ID would leave too little for the state
+// directory. 64 bits of a random ID cannot collide among one host's pods;
+// if they ever did, the second boot would fail rather than share a VM.
+const vmIDLength = 16
+
+func vmID(sandboxID string) string {
+	if len(sandboxID) > vmIDLength {
+		return sandboxID[:vmIDLength]
+	}
+	return sandboxID
+}
+
 func (a *vmAdapter) sharedDir(id string) string { return filepath.Join(a.podsDir, id, "shared") }
 
 func (a *vmAdapter) Boot(ctx context.Context, spec cri.VMSpec) (_ cri.PodVM, retErr error) {
@@ -81,13 +95,13 @@ func (a *vmAdapter) Boot(ctx context.Context, spec cri.VMSpec) (_ cri.PodVM, ret
 		}
 	}()
 	vm, err := a.m.Boot(ctx, podvm.Spec{
-		ID: spec.SandboxID, VCPUs: spec.VCPUs, MemoryMiB: spec.MemoryMiB,
+		ID: vmID(spec.SandboxID), VCPUs: spec.VCPUs, MemoryMiB: spec.MemoryMiB,
 		SharedDir: shared, NICs: pn.NICs, NetNSPath: pn.PodNetwork.NetNSPath,
 	})
 	if err != nil {
 		return nil, vmErr(err)
 	}
-	p := &podVM{a: a, vm: vm}
+	p := &podVM{a: a, vm: vm, sandboxID: spec.SandboxID}
 	defer func() {
 		if retErr != nil {
 			vm.Stop(context.WithoutCancel(ctx))
@@ -129,21 +143,22 @@ func guestNetwork(spec cri.VMSpec, pn podNetwork) podvm.NetworkConfig {
 }
 
 func (a *vmAdapter) Reattach(ctx context.Context, sandboxID string) (cri.PodVM, error) {
-	vm, err := a.m.Reattach(ctx, sandboxID)
+	vm, err := a.m.Reattach(ctx, vmID(sandboxID))
 	if err != nil {
 		if errors.Is(err, podvm.ErrGone) {
-			a.m.Cleanup(ctx, sandboxID)
+			a.m.Cleanup(ctx, vmID(sandboxID))
 			os.RemoveAll(filepath.Join(a.podsDir, sandboxID))
 		}
 		return nil, vmErr(err)
 	}
-	return &podVM{a: a, vm: vm}, nil
+	return &podVM{a: a, vm: vm, sandboxID: sandboxID}, nil
 }
 
 // podVM serves cri.PodVM from a *podvm.VM.
 type podVM struct {
-	a  *vmAdapter
-	vm *podvm.VM
+	a         *vmAdapter
+	vm        *podvm.VM
+	sandboxID string
 }
 
 var _ cri.PodVM = (*podVM)(nil)
@@ -162,7 +177,7 @@ func (p *podVM) Stop(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return vmErr(err)
 	}
-	return os.RemoveAll(filepath.Join(p.a.podsDir, p.vm.ID()))
+	return os.RemoveAll(filepath.Join(p.a.podsDir, p.sandboxID))
 }
 
 func (p *podVM) DialPort(ctx context.Context, port int32) (io.ReadWriteCloser, error) {
