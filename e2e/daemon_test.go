@@ -143,10 +143,27 @@ type daemon struct {
 	img  runtime.ImageServiceClient
 }
 
+// daemonOptions adjust a test daemon.
+type daemonOptions struct {
+	// Conflist replaces the test network's conflist; "%s" in it, if any,
+	// becomes host-local's data dir.
+	Conflist string
+	// CNIBinDirs are searched before /opt/cni/bin (e.g. a failing plugin).
+	CNIBinDirs []string
+	// ExtraConfig is appended to the daemon's TOML config; it must start
+	// with a table header.
+	ExtraConfig string
+}
+
 // startDaemon starts a daemon wired to the test registry and network. At
 // the end of the test it stops the daemon, removes every pod it still has
 // through CRI, and checks that nothing it made is left on the host.
 func startDaemon(t testing.TB) *daemon {
+	t.Helper()
+	return startDaemonWith(t, daemonOptions{})
+}
+
+func startDaemonWith(t testing.TB, o daemonOptions) *daemon {
 	t.Helper()
 	if binDir == "" {
 		t.Fatal("PODVISOR_BIN_DIR not set (run through make e2e)")
@@ -170,7 +187,14 @@ func startDaemon(t testing.TB) *daemon {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(d.confDir, "10-e2e.conflist"), []byte(fmt.Sprintf(e2eConflist, d.ipamDir)), 0o644); err != nil {
+	conflist := e2eConflist
+	if o.Conflist != "" {
+		conflist = o.Conflist
+	}
+	if strings.Contains(conflist, "%s") {
+		conflist = fmt.Sprintf(conflist, d.ipamDir)
+	}
+	if err := os.WriteFile(filepath.Join(d.confDir, "10-e2e.conflist"), []byte(conflist), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	mirror := fmt.Sprintf("endpoints = [{ url = \"http://%s\", plain_http = true }]\n", reg)
@@ -178,9 +202,9 @@ func startDaemon(t testing.TB) *daemon {
 	// every start, and vmmselect's own tests cover it.
 	config := "[podvm]\nguest_dir = '" + guestDir + "'\ndriver = 'qemu'\n\n" +
 		"[sandbox]\ndefault_memory_mib = 256\n\n" +
-		"[cni]\nconf_dir = '" + d.confDir + "'\n\n" +
+		"[cni]\nconf_dir = '" + d.confDir + "'\nbin_dirs = " + tomlStrings(append(o.CNIBinDirs, "/opt/cni/bin")) + "\n\n" +
 		"[registry.mirrors.\"" + e2eRegistryHost + "\"]\n" + mirror + "\n" +
-		"[registry.mirrors.\"docker.io\"]\n" + mirror
+		"[registry.mirrors.\"docker.io\"]\n" + mirror + "\n" + o.ExtraConfig
 	if err := os.WriteFile(d.configPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -400,4 +424,13 @@ func ctxFor(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// tomlStrings renders a TOML array of strings.
+func tomlStrings(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
