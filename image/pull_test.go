@@ -134,6 +134,13 @@ func TestPullMirrors(t *testing.T) {
 		})
 	}
 
+	t.Run("mirror's not found beats an unreachable upstream", func(t *testing.T) {
+		s, _ := newTestStore(t, Config{Mirrors: map[string][]Endpoint{dead.host: {{URL: mirror.host, PlainHTTP: true}}}})
+		if _, err := s.Pull(bg(), dead.host+"/team/missing:1", nil); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Pull = %v, want ErrNotFound", err)
+		}
+	})
+
 	t.Run("no upstream", func(t *testing.T) {
 		s, _ := newTestStore(t, Config{Mirrors: map[string][]Endpoint{upstream.host: {{URL: mirror.host, PlainHTTP: true}}}, NoUpstream: []string{upstream.host}})
 		if _, err := s.Pull(bg(), upstream.host+"/team/app:2", nil); !errors.Is(err, ErrNotFound) {

@@ -47,6 +47,7 @@ func (s *Store) endpoints(domain string) []endpoint {
 // endpoint that has it. Layers are later read from that same endpoint.
 func (s *Store) resolve(ctx context.Context, named reference.Named, auth *Auth) (*remote.Descriptor, error) {
 	var errs []string
+	var answers []error
 	var last error
 	for _, ep := range s.endpoints(reference.Domain(named)) {
 		desc, err := s.resolveAt(ctx, ep, named, auth)
@@ -58,12 +59,28 @@ func (s *Store) resolve(ctx context.Context, named reference.Named, auth *Auth) 
 		}
 		klog.V(2).InfoS("Registry endpoint failed", "image", named.String(), "endpoint", ep.host, "err", err)
 		errs = append(errs, fmt.Sprintf("%s: %v", ep.host, err))
+		answers = append(answers, err)
 		last = err
 	}
 	if last == nil {
 		return nil, fmt.Errorf("%w: no endpoint for %s", ErrNotFound, named)
 	}
-	return nil, fmt.Errorf("%w (tried %s)", last, strings.Join(errs, "; "))
+	return nil, fmt.Errorf("%w (tried %s)", mostTelling(answers, last), strings.Join(errs, "; "))
+}
+
+// mostTelling picks the error that says most about the image when every
+// endpoint failed: a registry that answered "unauthorized" or "not found"
+// says more than one that could not be reached, so a mirror's "not found"
+// is not hidden behind an unreachable upstream.
+func mostTelling(errs []error, last error) error {
+	for _, kind := range []error{ErrUnauthorized, ErrNotFound} {
+		for _, err := range errs {
+			if errors.Is(err, kind) {
+				return err
+			}
+		}
+	}
+	return last
 }
 
 func (s *Store) resolveAt(ctx context.Context, ep endpoint, named reference.Named, auth *Auth) (*remote.Descriptor, error) {

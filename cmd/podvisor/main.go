@@ -87,6 +87,10 @@ func serve(ctx context.Context, o Options, cfg cri.Config) (retErr error) {
 		return err
 	}
 	defer svc.Close()
+	// An image a container was created from cannot be removed.
+	if ia, ok := b.Images.(imageAdapter); ok {
+		ia.s.SetInUseFunc(svc.ImageInUse)
+	}
 	stopStreams, err := wireStreaming(svc, cfg)
 	if err != nil {
 		return fmt.Errorf("streaming server: %w", err)

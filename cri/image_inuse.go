@@ -1,0 +1,13 @@
+package cri
+
+// ImageInUse reports whether any container, in whatever state, was created
+// from the image with this ID. The image store refuses to remove such an
+// image: the container's rootfs overlays its layers.
+func (s *Service) ImageInUse(imageID string) bool {
+	for _, c := range s.containers.List() {
+		if c.Metadata.ImageID == imageID {
+			return true
+		}
+	}
+	return false
+}
