@@ -151,6 +151,48 @@ type ContainerStats struct {
 	PIDs             uint64
 	// WritableLayerBytes is the size of the container's upper dir.
 	WritableLayerBytes uint64
+
+	// The groups below feed the cAdvisor-style metrics of
+	// ListPodSandboxMetrics. A backend fills a group only when it read
+	// every field of it; a nil group leaves its metrics out instead of
+	// reporting zeros that were never measured.
+	CPU       *CPUStats
+	Memory    *MemoryStats
+	Processes *ProcessStats
+}
+
+// CPUStats are the container cgroup's cpu.stat counters.
+type CPUStats struct {
+	User, System time.Duration // user_usec, system_usec
+	// Periods, ThrottledPeriods and ThrottledTime are nr_periods,
+	// nr_throttled and throttled_usec (zero without a CPU limit).
+	Periods, ThrottledPeriods uint64
+	ThrottledTime             time.Duration
+}
+
+// MemoryStats are the container cgroup's memory counters.
+type MemoryStats struct {
+	Cache      uint64 // memory.stat file
+	Kernel     uint64 // memory.stat kernel
+	MappedFile uint64 // memory.stat file_mapped
+	Swap       uint64 // memory.swap.current
+	MaxUsage   uint64 // memory.peak
+	// LimitHits counts the times usage hit the limit (memory.events max).
+	LimitHits uint64
+	// PageFaults and MajorPageFaults are memory.stat pgfault and
+	// pgmajfault.
+	PageFaults, MajorPageFaults uint64
+	// OOMEvents is memory.events oom_kill.
+	OOMEvents uint64
+}
+
+// ProcessStats count what the container's processes hold.
+type ProcessStats struct {
+	Threads    uint64 // tasks in cgroup.threads
+	ThreadsMax uint64 // pids.max; 0 is unlimited
+	// FileDescriptors and Sockets are the open fds (and the socket fds
+	// among them) of the processes in cgroup.procs.
+	FileDescriptors, Sockets uint64
 }
 
 // ---- images (image) ----
@@ -224,6 +266,27 @@ type NetworkRequest struct {
 	SandboxID, Name, Namespace, UID, Hostname string
 	PortMappings                              []*runtime.PortMapping
 	DNS                                       *DNSConfig
+}
+
+// NetworkStatsReader is implemented by a Network that can count a pod's
+// traffic. It is optional (the service asserts it): without it, pod
+// network usage and the container_network_* metrics are left out. The
+// counters should come from the host side (the pod's interfaces in its
+// network namespace), not from the guest, which is not trusted to report
+// its own traffic.
+type NetworkStatsReader interface {
+	// NetworkStats returns the counters of the pod's interfaces, the
+	// default (primary) interface first; an unknown sandbox is
+	// errdefs.ErrNotFound.
+	NetworkStats(ctx context.Context, sandboxID string) ([]InterfaceStats, error)
+}
+
+// InterfaceStats are one pod interface's counters, as seen from inside the
+// pod (receive = traffic to the pod).
+type InterfaceStats struct {
+	Name                                    string
+	RxBytes, RxPackets, RxErrors, RxDropped uint64
+	TxBytes, TxPackets, TxErrors, TxDropped uint64
 }
 
 // PodNetwork is a pod's network as set up. Only the VM adapter looks

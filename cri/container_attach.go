@@ -12,6 +12,9 @@ func (s *Service) Attach(_ context.Context, r *runtime.AttachRequest) (*runtime.
 	if r.Tty && r.Stderr {
 		return nil, invalid("stderr", "cannot be requested with tty")
 	}
+	if !r.Stdin && !r.Stdout && !r.Stderr {
+		return nil, invalid("stdin", "one of stdin, stdout and stderr must be requested")
+	}
 	c, err := s.runningContainer(r.ContainerId)
 	if err != nil {
 		return nil, fmt.Errorf("attach: %w", err)

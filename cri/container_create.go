@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,14 @@ const (
 
 // CreateContainer builds the container's OCI spec and creates it in the
 // pod VM, its output copied to its log file.
+//
+// The creation is an operation of the Service (inflight.go): a caller that
+// gives up gets its context's error while the creation completes, so no
+// half-created container is left in the guest. A retry with the same
+// container metadata while it runs waits for it and returns the same ID;
+// after it finished, the name is taken (AlreadyExists naming the
+// container), as with containerd: kubelet then lists the container and
+// retries with the next attempt.
 func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContainerRequest) (*runtime.CreateContainerResponse, error) {
 	if r.PodSandboxId == "" {
 		return nil, invalid("pod_sandbox_id", "is empty")
@@ -42,25 +51,65 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContaine
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
-	unlock := s.sandboxLocks.lock(sb.ID)
-	defer unlock()
-	vm, ok := s.vm(sb.ID)
-	if !ok || sb.Status.State != sandbox.StateReady {
-		return nil, fmt.Errorf("create container: pod sandbox %s is not ready: %w", sb.ID, errdefs.ErrFailedPrecondition)
-	}
 	name := containerName(cfg.Metadata, sb.Metadata.Config.Metadata)
-	id := store.GenerateID()
-	if err := s.containerNames.Reserve(name, id); err != nil {
+	o, err := s.createOp(ctx, name, sb.ID, cfg)
+	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
-	if err := s.createContainer(ctx, id, name, sb, vm, cfg); err != nil {
-		s.containerNames.Release(name, id)
+	if err := o.wait(ctx); err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil, fmt.Errorf("create container %q: stopped waiting; the creation of %s goes on and a retry with the same metadata returns it: %w", name, o.id, err)
+		}
 		return nil, fmt.Errorf("create container %q: %w", name, err)
 	}
-	s.containerNames.Commit(name, id)
-	klog.InfoS("Container created", "containerID", id, "podSandboxID", sb.ID, "name", name)
-	s.emit(id, sb.ID, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
-	return &runtime.CreateContainerResponse{ContainerId: id}, nil
+	return &runtime.CreateContainerResponse{ContainerId: o.id}, nil
+}
+
+// createOp returns the creation in flight for name or starts one.
+func (s *Service) createOp(ctx context.Context, name, sandboxID string, cfg *runtime.ContainerConfig) (*op, error) {
+	key := "container/" + name
+	s.ops.mu.Lock()
+	defer s.ops.mu.Unlock()
+	o, err := s.ops.lookupLocked(key)
+	if err != nil {
+		return nil, err
+	}
+	if o != nil {
+		klog.InfoS("CreateContainer retried during its creation: waiting for it", "name", name, "containerID", o.id)
+		return o, nil
+	}
+	id := store.GenerateID()
+	if err := s.containerNames.Reserve(name, id); err != nil {
+		return nil, err
+	}
+	o = newOp(id)
+	s.launchLocked(ctx, key, o, createTimeout, func(ctx context.Context) error {
+		if err := s.createInSandbox(ctx, id, name, sandboxID, cfg); err != nil {
+			s.containerNames.Release(name, id)
+			return err
+		}
+		s.containerNames.Commit(name, id)
+		klog.InfoS("Container created", "containerID", id, "podSandboxID", sandboxID, "name", name)
+		s.emit(id, sandboxID, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
+		return nil
+	})
+	return o, nil
+}
+
+// createInSandbox creates the container under the sandbox lock, so that it
+// cannot race the sandbox's stop or removal.
+func (s *Service) createInSandbox(ctx context.Context, id, name, sandboxID string, cfg *runtime.ContainerConfig) error {
+	unlock := s.sandboxLocks.lock(sandboxID)
+	defer unlock()
+	sb, err := s.sandboxes.Get(sandboxID)
+	if err != nil {
+		return err
+	}
+	vm, ok := s.vm(sb.ID)
+	if !ok || sb.Status.State != sandbox.StateReady {
+		return fmt.Errorf("pod sandbox %s is not ready: %w", sb.ID, errdefs.ErrFailedPrecondition)
+	}
+	return s.createContainer(ctx, id, name, sb, vm, cfg)
 }
 
 func (s *Service) createContainer(ctx context.Context, id, name string, sb sandbox.Sandbox, vm PodVM, cfg *runtime.ContainerConfig) (retErr error) {
@@ -145,11 +194,10 @@ func (s *Service) createContainer(ctx context.Context, id, name string, sb sandb
 	cio := newContainerIO(id, proc, lw)
 
 	meta := container.Metadata{
-		Name: name, SandboxID: sb.ID, Config: cfg,
+		Name: name, SandboxID: sb.ID, Config: cfg, LogPath: logPath, CreatedAt: time.Now(),
 		ImageRef: cfg.Image.Image, ImageID: img.ID, RepoDigest: firstOr(img.RepoDigests, img.ID),
-		LogPath: logPath, StopSignal: stopSignal(cfg.StopSignal, img.Config.StopSignal),
-		SpecJSON: specJSON, UID: user.UID, GID: user.GID, Groups: user.AdditionalGids,
-		Mounts: cfg.Mounts, CreatedAt: time.Now(),
+		ImageName: firstOr(img.RepoTags, cfg.Image.Image), StopSignal: stopSignal(cfg.StopSignal, img.Config.StopSignal),
+		SpecJSON: specJSON, UID: user.UID, GID: user.GID, Groups: user.AdditionalGids, Mounts: cfg.Mounts,
 	}
 	st := container.Status{State: container.StateCreated, Pid: proc.PID(), Resources: cfg.GetLinux().GetResources()}
 	if err := s.containers.Add(id, meta, st); err != nil {

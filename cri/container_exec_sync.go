@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -18,8 +19,19 @@ import (
 	"github.com/podvisor/podvisor/cri/store/container"
 )
 
+// errExecSyncTimeout is the cause of an ExecSync context that hit the
+// request's own timeout (as opposed to the caller going away).
+var errExecSyncTimeout = errors.New("exec sync timeout")
+
+// execSyncDrainTimeout bounds reading a finished process's output: a
+// background child that inherited stdout must not hold the call (a probe)
+// open.
+const execSyncDrainTimeout = 5 * time.Second
+
 // ExecSync runs a command in a running container and returns its output,
-// each stream capped at 16 MiB. On timeout the process is killed.
+// each stream capped at 16 MiB. When its timeout expires the process is
+// killed and the call fails with DeadlineExceeded, which kubelet reads as
+// a probe timeout.
 func (s *Service) ExecSync(ctx context.Context, r *runtime.ExecSyncRequest) (*runtime.ExecSyncResponse, error) {
 	if r.ContainerId == "" {
 		return nil, invalid("container_id", "is empty")
@@ -32,12 +44,12 @@ func (s *Service) ExecSync(ctx context.Context, r *runtime.ExecSyncRequest) (*ru
 	}
 	if r.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(r.Timeout)*time.Second)
+		ctx, cancel = context.WithTimeoutCause(ctx, time.Duration(r.Timeout)*time.Second, errExecSyncTimeout)
 		defer cancel()
 	}
 	p, err := s.startExec(ctx, r.ContainerId, r.Cmd, false, false)
 	if err != nil {
-		return nil, fmt.Errorf("exec in container %s: %w", r.ContainerId, err)
+		return nil, fmt.Errorf("exec in container %s: %w", r.ContainerId, execSyncErr(ctx, r.Timeout, err))
 	}
 	defer s.forgetExec(p)
 	var stdout, stderr capBuffer
@@ -59,12 +71,27 @@ func (s *Service) ExecSync(ctx context.Context, r *runtime.ExecSyncRequest) (*ru
 			p.Signal(killCtx, syscall.SIGKILL)
 			p.Wait(killCtx)
 			cancel()
-			return nil, fmt.Errorf("exec in container %s: timeout %ds exceeded: %w", r.ContainerId, r.Timeout, context.DeadlineExceeded)
 		}
-		return nil, fmt.Errorf("exec in container %s: %w", r.ContainerId, err)
+		return nil, fmt.Errorf("exec in container %s: %w", r.ContainerId, execSyncErr(ctx, r.Timeout, err))
 	}
-	wg.Wait()
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	timer := time.NewTimer(execSyncDrainTimeout)
+	defer timer.Stop()
+	select {
+	case <-drained:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
 	return &runtime.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: exitCode(es)}, nil
+}
+
+// execSyncErr names the request's timeout when it is what ended ctx.
+func execSyncErr(ctx context.Context, timeout int64, err error) error {
+	if errors.Is(context.Cause(ctx), errExecSyncTimeout) {
+		return fmt.Errorf("timeout %ds exceeded: %w", timeout, context.DeadlineExceeded)
+	}
+	return err
 }
 
 func exitCode(es ExitStatus) int32 {

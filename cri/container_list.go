@@ -12,8 +12,10 @@ import (
 // ListContainers lists containers matching the filter (ID prefix, state,
 // pod sandbox ID prefix, labels).
 func (s *Service) ListContainers(_ context.Context, r *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
-	resp := &runtime.ListContainersResponse{}
-	for _, c := range s.filterContainers(r.GetFilter().GetId(), r.GetFilter().GetPodSandboxId(), r.GetFilter().GetLabelSelector(), r.GetFilter().GetState()) {
+	f := r.GetFilter()
+	cs := s.filterContainers(f.GetId(), f.GetPodSandboxId(), f.GetLabelSelector(), f.GetState())
+	resp := &runtime.ListContainersResponse{Containers: make([]*runtime.Container, 0, len(cs))}
+	for _, c := range cs {
 		resp.Containers = append(resp.Containers, &runtime.Container{
 			Id:           c.ID,
 			PodSandboxId: c.Metadata.SandboxID,
@@ -30,17 +32,18 @@ func (s *Service) ListContainers(_ context.Context, r *runtime.ListContainersReq
 	return resp, nil
 }
 
+// filterContainers returns the containers that match every filter set:
+// ID prefix, pod sandbox ID prefix, state, labels (all of them).
 func (s *Service) filterContainers(id, sandboxID string, labels map[string]string, state *runtime.ContainerStateValue) []container.Container {
-	var out []container.Container
-	for _, c := range s.containers.List() {
-		switch {
-		case id != "" && !strings.HasPrefix(c.ID, id),
-			sandboxID != "" && !strings.HasPrefix(c.Metadata.SandboxID, sandboxID),
-			state != nil && state.State != c.Status.State.CRIState(),
-			!labelsMatch(c.Metadata.Config.GetLabels(), labels):
-			continue
-		}
-		out = append(out, c)
-	}
-	return out
+	return s.containers.Select(func(c container.Container) bool {
+		return (id == "" || strings.HasPrefix(c.ID, id)) &&
+			(sandboxID == "" || strings.HasPrefix(c.Metadata.SandboxID, sandboxID)) &&
+			(state == nil || state.State == c.Status.State.CRIState()) &&
+			labelsMatch(c.Metadata.Config.GetLabels(), labels)
+	})
+}
+
+// podContainers returns the containers of the sandbox whose ID is id.
+func (s *Service) podContainers(id string) []container.Container {
+	return s.containers.Select(func(c container.Container) bool { return c.Metadata.SandboxID == id })
 }

@@ -23,10 +23,20 @@ func (s *Service) ContainerStats(ctx context.Context, r *runtime.ContainerStatsR
 	return &runtime.ContainerStatsResponse{Stats: s.containerStats(ctx, c)}, nil
 }
 
-// containerStats asks the VM for a running container's counters; other
-// containers (and failures, logged at V(2)) report attributes and zeros,
-// as kubelet expects an entry for every container.
+// statsCallTimeout bounds one container's stats call to its guest, so
+// that a stuck agent cannot hold up a node-wide listing.
+const statsCallTimeout = 10 * time.Second
+
+// containerStats reports a container's usage. Containers that do not run
+// (and failures, logged at V(2)) report attributes and zeros, as kubelet
+// expects an entry for every container.
 func (s *Service) containerStats(ctx context.Context, c container.Container) *runtime.ContainerStats {
+	st, ok := s.guestStats(ctx, c)
+	return s.criContainerStats(c, st, ok)
+}
+
+// criContainerStats converts st (valid if ok) to CRI stats.
+func (s *Service) criContainerStats(c container.Container, st ContainerStats, ok bool) *runtime.ContainerStats {
 	now := time.Now().UnixNano()
 	cs := &runtime.ContainerStats{
 		Attributes: &runtime.ContainerAttributes{
@@ -37,16 +47,7 @@ func (s *Service) containerStats(ctx context.Context, c container.Container) *ru
 		Memory:        &runtime.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtime.UInt64Value{}},
 		WritableLayer: &runtime.FilesystemUsage{Timestamp: now, FsId: &runtime.FilesystemIdentifier{Mountpoint: s.paths.Root}, UsedBytes: &runtime.UInt64Value{}},
 	}
-	if c.Status.State != container.StateRunning {
-		return cs
-	}
-	vm, ok := s.vm(c.Metadata.SandboxID)
 	if !ok {
-		return cs
-	}
-	st, err := vm.ContainerStats(ctx, c.ID)
-	if err != nil {
-		klog.V(2).InfoS("Container stats unavailable", "containerID", c.ID, "err", err)
 		return cs
 	}
 	ts := st.Timestamp.UnixNano()
@@ -55,6 +56,31 @@ func (s *Service) containerStats(ctx context.Context, c container.Container) *ru
 		Timestamp: ts, WorkingSetBytes: &runtime.UInt64Value{Value: st.MemoryWorkingSet},
 		UsageBytes: &runtime.UInt64Value{Value: st.MemoryUsage}, RssBytes: &runtime.UInt64Value{Value: st.MemoryRSS},
 	}
+	if m := st.Memory; m != nil {
+		cs.Memory.PageFaults = &runtime.UInt64Value{Value: m.PageFaults}
+		cs.Memory.MajorPageFaults = &runtime.UInt64Value{Value: m.MajorPageFaults}
+		cs.Swap = &runtime.SwapUsage{Timestamp: ts, SwapUsageBytes: &runtime.UInt64Value{Value: m.Swap}}
+	}
 	cs.WritableLayer.Timestamp, cs.WritableLayer.UsedBytes = ts, &runtime.UInt64Value{Value: st.WritableLayerBytes}
 	return cs
+}
+
+// guestStats asks the pod VM for a running container's counters; ok is
+// false for a container that does not run or whose stats failed.
+func (s *Service) guestStats(ctx context.Context, c container.Container) (ContainerStats, bool) {
+	if c.Status.State != container.StateRunning {
+		return ContainerStats{}, false
+	}
+	vm, ok := s.vm(c.Metadata.SandboxID)
+	if !ok {
+		return ContainerStats{}, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, statsCallTimeout)
+	defer cancel()
+	st, err := vm.ContainerStats(ctx, c.ID)
+	if err != nil {
+		klog.V(2).InfoS("Container stats unavailable", "containerID", c.ID, "err", err)
+		return ContainerStats{}, false
+	}
+	return st, true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podvisor/podvisor/cri/store/container"
@@ -44,7 +45,7 @@ func (s *Service) containerStatus(c container.Container) *runtime.ContainerStatu
 		State:       c.Status.State.CRIState(),
 		CreatedAt:   c.Metadata.CreatedAt.UnixNano(),
 		ExitCode:    c.Status.ExitCode,
-		Image:       &runtime.ImageSpec{Image: c.Metadata.ImageRef, UserSpecifiedImage: cfg.GetImage().GetUserSpecifiedImage()},
+		Image:       &runtime.ImageSpec{Image: firstNonEmpty(c.Metadata.ImageName, c.Metadata.ImageRef), UserSpecifiedImage: cfg.GetImage().GetUserSpecifiedImage()},
 		ImageRef:    c.Metadata.RepoDigest,
 		ImageId:     c.Metadata.ImageID,
 		Reason:      c.Status.Reason,
@@ -56,7 +57,7 @@ func (s *Service) containerStatus(c container.Container) *runtime.ContainerStatu
 		User: &runtime.ContainerUser{Linux: &runtime.LinuxContainerUser{
 			Uid: int64(c.Metadata.UID), Gid: int64(c.Metadata.GID), SupplementalGroups: groups64(c.Metadata.GID, c.Metadata.Groups),
 		}},
-		StopSignal: cfg.GetStopSignal(),
+		StopSignal: effectiveStopSignal(c.Metadata.StopSignal, cfg.GetStopSignal()),
 	}
 	if !c.Status.StartedAt.IsZero() {
 		st.StartedAt = c.Status.StartedAt.UnixNano()
@@ -78,4 +79,25 @@ func groups64(gid uint32, groups []uint32) []int64 {
 		out = append(out, int64(g))
 	}
 	return out
+}
+
+// effectiveStopSignal is the signal StopContainer sends first (from the
+// config, the image or the default) as the CRI enum; requested if the
+// name has no CRI value.
+func effectiveStopSignal(name string, requested runtime.Signal) runtime.Signal {
+	sig, err := parseSignal(name)
+	if err != nil {
+		return requested
+	}
+	if v, ok := runtime.Signal_value["SIGNAL_"+unix.SignalName(sig)]; ok {
+		return runtime.Signal(v)
+	}
+	return requested
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

@@ -13,6 +13,10 @@ import (
 	"github.com/podvisor/podvisor/cri/store/container"
 )
 
+// unknownExitCode is the exit code of a container whose exit status was
+// lost.
+const unknownExitCode = 255
+
 // StopContainer sends the stop signal, waits up to timeout seconds and
 // then kills. Stopping an unknown or exited container succeeds.
 func (s *Service) StopContainer(ctx context.Context, r *runtime.StopContainerRequest) (*runtime.StopContainerResponse, error) {
@@ -46,10 +50,19 @@ func (s *Service) stopContainer(ctx context.Context, id string, timeout time.Dur
 	t, ok := s.task(id)
 	if !ok {
 		// No live process (VM lost across a restart): record the exit.
+		// Its code is unknown; 255 as containerd, never 0, which kubelet
+		// would take for success.
 		_, err := s.containers.Update(id, func(st container.Status) (container.Status, error) {
-			st.State, st.FinishedAt, st.Reason = container.StateExited, time.Now(), "Unknown"
+			if st.State != container.StateRunning && st.State != container.StateUnknown {
+				return st, nil
+			}
+			st.State, st.FinishedAt, st.ExitCode, st.Reason = container.StateExited, time.Now(), unknownExitCode, "Unknown"
+			st.Message = "the container's process was lost with its pod VM"
 			return st, nil
 		})
+		if err == nil {
+			s.emit(id, c.Metadata.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+		}
 		return err
 	}
 	sig, err := parseSignal(c.Metadata.StopSignal)

@@ -74,7 +74,7 @@ func TestContainerLifecycle(t *testing.T) {
 
 	st := e.ctrStatus(cid)
 	if st.State != runtime.ContainerState_CONTAINER_CREATED || st.ImageId != e.images.images["busybox"].ID ||
-		!strings.HasPrefix(st.ImageRef, "docker.io/library/busybox@sha256:") || st.Image.Image != "busybox" ||
+		!strings.HasPrefix(st.ImageRef, "docker.io/library/busybox@sha256:") || st.Image.Image != "docker.io/library/busybox:latest" ||
 		st.LogPath != "/var/log/pods/p/app.log" || st.Labels["ctr"] != "app" || st.User.Linux.Uid != 1000 || st.CreatedAt == 0 {
 		t.Fatalf("created status %+v", st)
 	}
@@ -134,13 +134,16 @@ func TestContainerLifecycle(t *testing.T) {
 		runtime.ContainerEventType_CONTAINER_STOPPED_EVENT, runtime.ContainerEventType_CONTAINER_DELETED_EVENT,
 	}
 	for i, w := range want {
-		select {
-		case ev := <-events:
-			if ev.ContainerEventType != w || ev.ContainerId != cid || ev.PodSandboxStatus == nil {
-				t.Fatalf("event %d: %v %s, want %v", i, ev.ContainerEventType, ev.ContainerId, w)
+		var ev *runtime.ContainerEventResponse
+		for ev == nil || ev.ContainerId == pod { // skip the sandbox's own events
+			select {
+			case ev = <-events:
+			case <-time.After(2 * time.Second):
+				t.Fatalf("no event %d", i)
 			}
-		case <-time.After(2 * time.Second):
-			t.Fatalf("no event %d", i)
+		}
+		if ev.ContainerEventType != w || ev.ContainerId != cid || ev.PodSandboxStatus == nil {
+			t.Fatalf("event %d: %v %s, want %v", i, ev.ContainerEventType, ev.ContainerId, w)
 		}
 	}
 	// The name can be used again.
@@ -370,5 +373,157 @@ func TestPodPIDNamespaceShared(t *testing.T) {
 	b, _ := json.Marshal(second)
 	if !strings.Contains(string(b), "/run/podvisor/net/resolv.conf") {
 		t.Fatal("resolv.conf not bind-mounted from the guest")
+	}
+}
+
+// TestCreateContainerOutlivesCaller: the creation goes on after the caller
+// gave up; a retry during it returns the same container, one after it is
+// AlreadyExists naming it.
+func TestCreateContainerOutlivesCaller(t *testing.T) {
+	e := newEnv(t)
+	pod := e.runPod("p")
+	release := make(chan struct{})
+	e.vms.get(pod).CreateFn = func(ContainerSpec) error { <-release; return nil }
+	req := &runtime.CreateContainerRequest{PodSandboxId: pod, Config: ctrConfig("c")}
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := e.s.CreateContainer(short, req); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+	retry := make(chan string)
+	go func() {
+		r, err := e.s.CreateContainer(context.Background(), req)
+		if err != nil {
+			t.Errorf("retry during creation: %v", err)
+			retry <- ""
+			return
+		}
+		retry <- r.ContainerId
+	}()
+	time.Sleep(10 * time.Millisecond)
+	close(release)
+	id := <-retry
+	if st := e.ctrStatus(id); st.State != runtime.ContainerState_CONTAINER_CREATED {
+		t.Fatalf("state %v", st.State)
+	}
+	if n := len(e.s.containers.List()); n != 1 {
+		t.Fatalf("%d containers, want 1", n)
+	}
+	if _, err := e.s.CreateContainer(context.Background(), req); !errors.Is(err, errdefs.ErrAlreadyExists) || !strings.Contains(err.Error(), id) {
+		t.Fatalf("retry after creation: %v", err)
+	}
+}
+
+// TestStartContainerOutlivesCaller: a start the caller gave up on
+// completes, so the status matches the guest.
+func TestStartContainerOutlivesCaller(t *testing.T) {
+	e := newEnv(t)
+	pod := e.runPod("p")
+	cid := e.createCtr(pod, "c")
+	release := make(chan struct{})
+	e.vms.get(pod).StartFn = func(ctx context.Context, _ string) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := e.s.StartContainer(short, &runtime.StartContainerRequest{ContainerId: cid}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+	retry := make(chan error)
+	go func() {
+		_, err := e.s.StartContainer(context.Background(), &runtime.StartContainerRequest{ContainerId: cid})
+		retry <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	close(release)
+	if err := <-retry; err != nil {
+		t.Fatalf("retry during start: %v", err)
+	}
+	if st := e.ctrStatus(cid); st.State != runtime.ContainerState_CONTAINER_RUNNING || st.StartedAt == 0 {
+		t.Fatalf("status %+v", st)
+	}
+	if _, err := e.s.StartContainer(context.Background(), &runtime.StartContainerRequest{ContainerId: cid}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("start after start: %v", err)
+	}
+}
+
+// TestStopContainerWithoutProcess: a running container whose process was
+// lost stops with exit code 255 and reason Unknown, never 0.
+func TestStopContainerWithoutProcess(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	pod := e.runPod("p")
+	cid := e.createCtr(pod, "c")
+	e.s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: cid})
+	e.s.mu.Lock()
+	delete(e.s.tasks, cid)
+	e.s.mu.Unlock()
+	if _, err := e.s.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: cid}); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.ctrStatus(cid); st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 255 || st.Reason != "Unknown" || st.FinishedAt == 0 {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestContainerStatusStopSignal(t *testing.T) {
+	e := newEnv(t)
+	pod := e.runPod("p")
+	for _, tc := range []struct {
+		name string
+		cfg  runtime.Signal
+		want runtime.Signal
+	}{
+		{"image's", runtime.Signal_SIGNAL_RUNTIME_DEFAULT, runtime.Signal_SIGNAL_SIGQUIT}, // busybox fake: SIGQUIT
+		{"config's", runtime.Signal_SIGNAL_SIGUSR1, runtime.Signal_SIGNAL_SIGUSR1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := ctrConfig("sig-" + strings.ReplaceAll(tc.name, "'", ""))
+			cfg.StopSignal = tc.cfg
+			r, err := e.s.CreateContainer(context.Background(), &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := e.ctrStatus(r.ContainerId).StopSignal; got != tc.want {
+				t.Fatalf("stop signal %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if got := effectiveStopSignal("15", runtime.Signal_SIGNAL_RUNTIME_DEFAULT); got != runtime.Signal_SIGNAL_SIGTERM {
+		t.Fatalf("numeric: %v", got)
+	}
+	if got := effectiveStopSignal("bogus", runtime.Signal_SIGNAL_SIGINT); got != runtime.Signal_SIGNAL_SIGINT {
+		t.Fatalf("unparsable: %v", got)
+	}
+}
+
+func TestExecSyncCallerGone(t *testing.T) {
+	e := newEnv(t)
+	pod := e.runPod("p")
+	cid := e.createCtr(pod, "c")
+	e.s.StartContainer(context.Background(), &runtime.StartContainerRequest{ContainerId: cid})
+	e.vms.get(pod).ExecFn = func(*fakeProc, ExecSpec) {} // runs until killed
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	// The caller's deadline is not the request's timeout: no "timeout
+	// exceeded" message, but the caller's own error.
+	_, err := e.s.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: cid, Cmd: []string{"sleep"}, Timeout: 10})
+	if !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "timeout 10s exceeded") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestAttachNeedsAStream(t *testing.T) {
+	e := newEnv(t)
+	pod := e.runPod("p")
+	cid := e.createCtr(pod, "c")
+	e.s.StartContainer(context.Background(), &runtime.StartContainerRequest{ContainerId: cid})
+	if _, err := e.s.Attach(context.Background(), &runtime.AttachRequest{ContainerId: cid}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("attach without streams: %v", err)
 	}
 }

@@ -75,21 +75,30 @@ func (b *broadcaster) close() {
 	}
 }
 
-// emit publishes a container event with the current pod and container
-// status.
+// emit publishes an event about a container (or, with containerID ==
+// sandboxID, about the sandbox itself, as containerd does) with the
+// current pod sandbox status and the statuses of all the pod's containers:
+// kubelet's evented PLEG builds the pod's status from the event alone.
 func (s *Service) emit(containerID, sandboxID string, typ runtime.ContainerEventType) {
+	var st *runtime.PodSandboxStatus
+	if sb, err := s.sandboxes.Get(sandboxID); err == nil {
+		st = s.sandboxStatus(sb)
+	}
+	s.publishEvent(containerID, sandboxID, typ, st)
+}
+
+// publishEvent publishes an event with sandbox status st (the last known
+// one for a sandbox that was just removed: kubelet drops events without
+// it).
+func (s *Service) publishEvent(containerID, sandboxID string, typ runtime.ContainerEventType, st *runtime.PodSandboxStatus) {
 	ev := &runtime.ContainerEventResponse{
 		ContainerId:        containerID,
 		ContainerEventType: typ,
 		CreatedAt:          time.Now().UnixNano(),
+		PodSandboxStatus:   st,
 	}
-	if sb, err := s.sandboxes.Get(sandboxID); err == nil {
-		ev.PodSandboxStatus = s.sandboxStatus(sb)
-	}
-	if typ != runtime.ContainerEventType_CONTAINER_DELETED_EVENT {
-		if c, err := s.containers.Get(containerID); err == nil {
-			ev.ContainersStatuses = []*runtime.ContainerStatus{s.containerStatus(c)}
-		}
+	for _, c := range s.podContainers(sandboxID) {
+		ev.ContainersStatuses = append(ev.ContainersStatuses, s.containerStatus(c))
 	}
 	s.events.publish(ev)
 }

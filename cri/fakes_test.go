@@ -67,13 +67,20 @@ type fakeVM struct {
 	containers map[string]*specs.Spec
 	released   []string
 	CreateFn   func(ContainerSpec) error
+	StartFn    func(ctx context.Context, id string) error
 	ExecFn     func(*fakeProc, ExecSpec)
+	StatsFn    func(id string) (ContainerStats, error)
+	StopErr    error // returned (once) by Stop
 }
 
 func (v *fakeVM) Done() <-chan struct{} { return v.done }
 func (v *fakeVM) Stop(context.Context) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if err := v.StopErr; err != nil {
+		v.StopErr = nil
+		return err
+	}
 	if !v.stopped {
 		v.stopped = true
 		close(v.done)
@@ -111,7 +118,12 @@ func (v *fakeVM) CreateContainer(_ context.Context, cs ContainerSpec) (Process, 
 	v.containers[cs.ID] = cs.Spec
 	return p, nil
 }
-func (v *fakeVM) StartContainer(_ context.Context, id string) error {
+func (v *fakeVM) StartContainer(ctx context.Context, id string) error {
+	if v.StartFn != nil {
+		if err := v.StartFn(ctx, id); err != nil {
+			return err
+		}
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	p, ok := v.procs[id]
@@ -151,6 +163,9 @@ func (v *fakeVM) UpdateContainerResources(context.Context, string, *specs.LinuxR
 	return nil
 }
 func (v *fakeVM) ContainerStats(_ context.Context, id string) (ContainerStats, error) {
+	if v.StatsFn != nil {
+		return v.StatsFn(id)
+	}
 	return ContainerStats{Timestamp: time.Now(), CPUUsage: time.Second, MemoryWorkingSet: 4096}, nil
 }
 func (v *fakeVM) proc(id string) *fakeProc {
@@ -296,7 +311,15 @@ type fakeNet struct {
 	teardowns int
 	StatusErr error
 	SetupFn   func(NetworkRequest) error
+	// Ifaces are what NetworkStats reports for every pod set up.
+	Ifaces []InterfaceStats
 }
+
+var _ NetworkStatsReader = (*fakeNet)(nil)
+
+// netOnly hides fakeNet's NetworkStats: a network backend that does not
+// count traffic.
+type netOnly struct{ Network }
 
 type fakePodNet struct{ id string }
 
@@ -325,6 +348,14 @@ func (f *fakeNet) Teardown(_ context.Context, id string) error {
 	return nil
 }
 func (f *fakeNet) Status(context.Context) error { return f.StatusErr }
+func (f *fakeNet) NetworkStats(_ context.Context, id string) ([]InterfaceStats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.setups[id] {
+		return nil, fmt.Errorf("pod network %s: %w", id, errdefs.ErrNotFound)
+	}
+	return f.Ifaces, nil
+}
 func (f *fakeNet) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -386,16 +417,18 @@ func (fakeStreams) GetPortForward(r *runtime.PortForwardRequest) (*runtime.PortF
 
 // env is a service over fakes with its directories.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	s      *Service
 	vms    *fakeVMs
 	images *fakeImages
 	net    *fakeNet
 	logs   *fakeLogs
 	paths  Paths
+	// network, if set, is the Network backend instead of net.
+	network Network
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, vms: newFakeVMs(), images: newFakeImages(), net: &fakeNet{}, logs: &fakeLogs{},
@@ -406,7 +439,11 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) open() {
 	e.t.Helper()
-	s, err := New(context.Background(), DefaultConfig(), e.paths, Backends{VMs: e.vms, Images: e.images, Network: e.net, Logs: e.logs, Streams: fakeStreams{}})
+	var network Network = e.net
+	if e.network != nil {
+		network = e.network
+	}
+	s, err := New(context.Background(), DefaultConfig(), e.paths, Backends{VMs: e.vms, Images: e.images, Network: network, Logs: e.logs, Streams: fakeStreams{}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -469,7 +506,7 @@ func (e *env) ctrStatus(id string) *runtime.ContainerStatus {
 }
 
 // eventually polls cond for up to 2s.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for !cond() {

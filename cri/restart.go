@@ -55,7 +55,7 @@ func (s *Service) restoreContainer(ctx context.Context, c container.Container) {
 	markLost := func(err error) {
 		klog.InfoS("Container lost across a restart", "containerID", c.ID, "err", err)
 		s.containers.Update(c.ID, func(st container.Status) (container.Status, error) {
-			st.State, st.FinishedAt, st.ExitCode, st.Reason = container.StateExited, time.Now(), 255, "Unknown"
+			st.State, st.FinishedAt, st.ExitCode, st.Reason = container.StateExited, time.Now(), unknownExitCode, "Unknown"
 			st.Starting = false
 			return st, nil
 		})

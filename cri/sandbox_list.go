@@ -5,23 +5,21 @@ import (
 	"strings"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/podvisor/podvisor/cri/store/sandbox"
 )
 
 // ListPodSandbox lists sandboxes matching the filter (ID prefix, state,
 // labels).
 func (s *Service) ListPodSandbox(_ context.Context, r *runtime.ListPodSandboxRequest) (*runtime.ListPodSandboxResponse, error) {
 	f := r.GetFilter()
-	resp := &runtime.ListPodSandboxResponse{}
-	for _, sb := range s.sandboxes.List() {
-		if f.GetId() != "" && !strings.HasPrefix(sb.ID, f.GetId()) {
-			continue
-		}
-		if f.GetState() != nil && f.GetState().State != sb.Status.State.CRIState() {
-			continue
-		}
-		if !labelsMatch(sb.Metadata.Config.GetLabels(), f.GetLabelSelector()) {
-			continue
-		}
+	sbs := s.sandboxes.Select(func(sb sandbox.Sandbox) bool {
+		return (f.GetId() == "" || strings.HasPrefix(sb.ID, f.GetId())) &&
+			(f.GetState() == nil || f.GetState().State == sb.Status.State.CRIState()) &&
+			labelsMatch(sb.Metadata.Config.GetLabels(), f.GetLabelSelector())
+	})
+	resp := &runtime.ListPodSandboxResponse{Items: make([]*runtime.PodSandbox, 0, len(sbs))}
+	for _, sb := range sbs {
 		cfg := sb.Metadata.Config
 		resp.Items = append(resp.Items, &runtime.PodSandbox{
 			Id:             sb.ID,

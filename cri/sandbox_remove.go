@@ -28,17 +28,23 @@ func (s *Service) RemovePodSandbox(ctx context.Context, r *runtime.RemovePodSand
 	if err := s.stopSandbox(ctx, sb.ID); err != nil {
 		return nil, fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
 	}
-	for _, c := range s.containers.List() {
-		if c.Metadata.SandboxID == sb.ID {
-			if err := s.removeContainer(ctx, c.ID); err != nil {
-				return nil, fmt.Errorf("remove pod sandbox %s: remove container %s: %w", sb.ID, c.ID, err)
-			}
+	for _, c := range s.podContainers(sb.ID) {
+		if err := s.removeContainer(ctx, c.ID); err != nil {
+			return nil, fmt.Errorf("remove pod sandbox %s: remove container %s: %w", sb.ID, c.ID, err)
 		}
 	}
-	if err := s.sandboxes.Delete(sb.ID); err != nil && !errdefs.IsNotFound(err) {
+	var last *runtime.PodSandboxStatus
+	if cur, err := s.sandboxes.Get(sb.ID); err == nil {
+		last = s.sandboxStatus(cur)
+	}
+	if err := s.sandboxes.Delete(sb.ID); err != nil {
+		if errdefs.IsNotFound(err) {
+			return &runtime.RemovePodSandboxResponse{}, nil // a concurrent remove won
+		}
 		return nil, fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
 	}
 	s.sandboxNames.Release(sb.Metadata.Name, sb.ID)
 	klog.InfoS("Pod sandbox removed", "podSandboxID", sb.ID)
+	s.publishEvent(sb.ID, sb.ID, runtime.ContainerEventType_CONTAINER_DELETED_EVENT, last)
 	return &runtime.RemovePodSandboxResponse{}, nil
 }

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,9 +14,26 @@ import (
 	"github.com/podvisor/podvisor/cri/store/sandbox"
 )
 
-// RunPodSandbox boots a pod VM with its network. A retry for a pod whose
-// boot is still in progress waits for that boot and returns its ID instead
-// of booting a second VM.
+// RunPodSandbox boots a pod VM with its network.
+//
+// The boot is an operation of the Service (inflight.go), bounded by the
+// boot timeout, not by the request: a caller that gives up gets its
+// context's error while the boot goes on. Retries are recognised by the
+// sandbox name, i.e. the pod's metadata (name, namespace, uid, attempt),
+// which is how kubelet retries:
+//   - while the boot for that name is in progress, the retry waits for it
+//     and returns the same sandbox ID (or its error): one VM, never two;
+//   - once it is done and the sandbox is ready, the retry returns its ID
+//     at once. kubelet only reuses an attempt number when it never learnt
+//     the ID (its earlier call timed out), so this hands it the sandbox it
+//     asked for instead of failing until a relist finds it;
+//   - a sandbox of that name that is not ready (stopped, VM lost) is
+//     AlreadyExists: a new sandbox needs a new attempt (kubelet increments
+//     it) or the old one removed. Returning a stopped sandbox would break
+//     the rule that RunPodSandbox returns a ready one.
+//
+// (containerd fails a retry during the first call with "failed to reserve
+// sandbox name"; kubelet then sees that error until the first call ends.)
 func (s *Service) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandboxRequest) (*runtime.RunPodSandboxResponse, error) {
 	cfg := r.GetConfig()
 	if err := validateSandboxConfig(cfg); err != nil {
@@ -29,28 +47,59 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandboxReq
 		return nil, fmt.Errorf("run pod sandbox: %w", err)
 	}
 	name := sandboxName(cfg.Metadata)
-	id := store.GenerateID()
-	for {
-		err := s.sandboxNames.Reserve(name, id)
-		if err == nil {
-			break
-		}
-		holder, committed, werr := s.sandboxNames.Wait(ctx, name)
-		if werr != nil {
-			return nil, fmt.Errorf("run pod sandbox %q: waiting for the creation in progress: %w", name, werr)
-		}
-		if committed {
-			klog.InfoS("RunPodSandbox retried: returning the sandbox created for it", "name", name, "podSandboxID", holder)
-			return &runtime.RunPodSandboxResponse{PodSandboxId: holder}, nil
-		}
-	}
-	if err := s.runSandbox(ctx, id, name, r, vcpus, mem); err != nil {
-		s.sandboxNames.Release(name, id)
+	o, err := s.sandboxOp(ctx, name, r, vcpus, mem)
+	if err != nil {
 		return nil, fmt.Errorf("run pod sandbox %q: %w", name, err)
 	}
-	s.sandboxNames.Commit(name, id)
-	klog.InfoS("Pod sandbox ready", "podSandboxID", id, "name", name)
-	return &runtime.RunPodSandboxResponse{PodSandboxId: id}, nil
+	if err := o.wait(ctx); err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil, fmt.Errorf("run pod sandbox %q: stopped waiting; the boot of %s goes on and a retry with the same metadata returns it: %w", name, o.id, err)
+		}
+		return nil, fmt.Errorf("run pod sandbox %q: %w", name, err)
+	}
+	return &runtime.RunPodSandboxResponse{PodSandboxId: o.id}, nil
+}
+
+// sandboxOp returns the boot in flight for name, starts one, or finds the
+// ready sandbox that already has the name.
+func (s *Service) sandboxOp(ctx context.Context, name string, r *runtime.RunPodSandboxRequest, vcpus, mem int) (*op, error) {
+	key := "sandbox/" + name
+	s.ops.mu.Lock()
+	defer s.ops.mu.Unlock()
+	o, err := s.ops.lookupLocked(key)
+	if err != nil {
+		return nil, err
+	}
+	if o != nil {
+		klog.InfoS("RunPodSandbox retried during its boot: waiting for that boot", "name", name, "podSandboxID", o.id)
+		return o, nil
+	}
+	id := store.GenerateID()
+	if err := s.sandboxNames.Reserve(name, id); err != nil {
+		// No boot in flight: the name belongs to an existing sandbox
+		// (or one being removed).
+		if holder, ok := s.sandboxNames.Holder(name); ok {
+			if sb, gerr := s.sandboxes.Get(holder); gerr == nil && sb.Status.State == sandbox.StateReady {
+				klog.InfoS("RunPodSandbox retried: returning the sandbox created for it", "name", name, "podSandboxID", sb.ID)
+				return finishedOp(sb.ID), nil
+			}
+		}
+		return nil, fmt.Errorf("%w; it is not ready: remove it or use a new attempt", err)
+	}
+	o = newOp(id)
+	s.launchLocked(ctx, key, o, s.cfg.PodVM.BootTimeout.Std()+sandboxSetupMargin, func(ctx context.Context) error {
+		if err := s.runSandbox(ctx, id, name, r, vcpus, mem); err != nil {
+			s.sandboxNames.Release(name, id)
+			return err
+		}
+		s.sandboxNames.Commit(name, id)
+		klog.InfoS("Pod sandbox ready", "podSandboxID", id, "name", name)
+		// As containerd: sandbox lifecycle events carry the sandbox ID.
+		s.emit(id, id, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
+		s.emit(id, id, runtime.ContainerEventType_CONTAINER_STARTED_EVENT)
+		return nil
+	})
+	return o, nil
 }
 
 // runSandbox is the boot as named steps, each with its undo.
@@ -120,6 +169,7 @@ func (s *Service) watchVM(id string, vm PodVM) {
 		return st, nil
 	})
 	klog.InfoS("Pod VM lost: sandbox not ready", "podSandboxID", id, "err", err)
+	s.emit(id, id, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
 }
 
 func dnsConfig(d *runtime.DNSConfig) *DNSConfig {

@@ -254,3 +254,195 @@ func TestVMLostMarksSandboxNotReady(t *testing.T) {
 		return sb.Status.State.CRIState() == runtime.PodSandboxState_SANDBOX_NOTREADY
 	})
 }
+
+// TestRunPodSandboxOutlivesCaller: a caller that gives up during the boot
+// gets its context's error; the boot goes on, and a retry (during or
+// after it) returns the same sandbox without a second VM.
+func TestRunPodSandboxOutlivesCaller(t *testing.T) {
+	e := newEnv(t)
+	release := make(chan struct{})
+	e.vms.BootFn = func(ctx context.Context, _ VMSpec) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	req := &runtime.RunPodSandboxRequest{Config: podConfig("slow")}
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := e.s.RunPodSandbox(short, req); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "goes on") {
+		t.Fatalf("err = %v, want DeadlineExceeded saying the boot goes on", err)
+	}
+	if e.net.count() != 1 || e.net.teardowns != 0 {
+		t.Fatalf("the caller's timeout undid the boot: %d networks, %d teardowns", e.net.count(), e.net.teardowns)
+	}
+	retry := make(chan *runtime.RunPodSandboxResponse)
+	go func() {
+		r, err := e.s.RunPodSandbox(context.Background(), req)
+		if err != nil {
+			t.Errorf("retry during boot: %v", err)
+		}
+		retry <- r
+	}()
+	time.Sleep(10 * time.Millisecond)
+	close(release)
+	r := <-retry
+	if r == nil || len(r.PodSandboxId) != 64 {
+		t.Fatalf("retry: %v", r)
+	}
+	again, err := e.s.RunPodSandbox(context.Background(), req)
+	if err != nil || again.PodSandboxId != r.PodSandboxId {
+		t.Fatalf("retry after boot: %v %v, want %s", again, err, r.PodSandboxId)
+	}
+	if e.vms.boots != 1 {
+		t.Fatalf("%d boots, want 1", e.vms.boots)
+	}
+	st, err := e.s.PodSandboxStatus(context.Background(), &runtime.PodSandboxStatusRequest{PodSandboxId: r.PodSandboxId})
+	if err != nil || st.Status.State != runtime.PodSandboxState_SANDBOX_READY {
+		t.Fatalf("status %v %v", st, err)
+	}
+}
+
+// TestRunPodSandboxRetry covers a repeated RunPodSandbox with the same
+// metadata in each state of the first one.
+func TestRunPodSandboxRetry(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// setup runs the first RunPodSandbox (or not) and returns its
+		// sandbox ID, "" if none.
+		setup   func(e *env) string
+		wantErr error // nil: the retry returns the first sandbox
+	}{
+		{"ready", func(e *env) string { return e.runPod("p") }, nil},
+		{"stopped", func(e *env) string {
+			id := e.runPod("p")
+			e.s.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: id})
+			return id
+		}, errdefs.ErrAlreadyExists},
+		{"VM lost", func(e *env) string {
+			id := e.runPod("p")
+			e.vms.get(id).Stop(context.Background())
+			eventually(e.t, "not ready", func() bool {
+				sb, _ := e.s.sandboxes.Get(id)
+				return sb.Status.State != "ready"
+			})
+			return id
+		}, errdefs.ErrAlreadyExists},
+		{"removed", func(e *env) string {
+			id := e.runPod("p")
+			e.s.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: id})
+			return ""
+		}, nil},
+		{"failed", func(e *env) string {
+			e.vms.BootFn = func(context.Context, VMSpec) error { return errors.New("no") }
+			e.s.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: podConfig("p")})
+			e.vms.BootFn = nil
+			return ""
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			first := tc.setup(e)
+			r, err := e.s.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: podConfig("p")})
+			switch {
+			case tc.wantErr != nil:
+				if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), first) {
+					t.Fatalf("err = %v, want %v naming %s", err, tc.wantErr, first)
+				}
+				// A new attempt is a new sandbox.
+				cfg := podConfig("p")
+				cfg.Metadata.Attempt = 1
+				if r, err := e.s.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: cfg}); err != nil || r.PodSandboxId == first {
+					t.Fatalf("next attempt: %v %v", r, err)
+				}
+			case err != nil:
+				t.Fatalf("retry: %v", err)
+			case first != "" && r.PodSandboxId != first:
+				t.Fatalf("retry returned %s, want %s", r.PodSandboxId, first)
+			case first == "" && len(r.PodSandboxId) != 64:
+				t.Fatalf("retry returned %q", r.PodSandboxId)
+			}
+		})
+	}
+}
+
+// TestRunPodSandboxJoinedFailure: callers that joined a boot get its error
+// and do not boot again.
+func TestRunPodSandboxJoinedFailure(t *testing.T) {
+	e := newEnv(t)
+	release := make(chan struct{})
+	e.vms.BootFn = func(context.Context, VMSpec) error {
+		<-release
+		return errors.New("guest kernel panic")
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = e.s.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: podConfig("p")})
+		})
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	for i, err := range errs {
+		if err == nil || !strings.Contains(err.Error(), "guest kernel panic") {
+			t.Errorf("call %d: %v", i, err)
+		}
+	}
+	if e.net.count() != 0 {
+		t.Fatal("network left behind")
+	}
+}
+
+// TestCloseCancelsBoot: closing the service cancels a boot in progress and
+// waits for its cleanup.
+func TestCloseCancelsBoot(t *testing.T) {
+	e := newEnv(t)
+	entered := make(chan struct{})
+	e.vms.BootFn = func(ctx context.Context, _ VMSpec) error {
+		close(entered)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	done := make(chan error)
+	go func() {
+		_, err := e.s.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: podConfig("p")})
+		done <- err
+	}()
+	<-entered
+	e.s.Close()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want Canceled", err)
+	}
+	if e.net.count() != 0 || e.net.teardowns != 1 {
+		t.Fatalf("boot not undone: %d networks, %d teardowns", e.net.count(), e.net.teardowns)
+	}
+	if _, err := e.s.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: podConfig("q")}); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("after close: %v", err)
+	}
+}
+
+// TestStopPodSandboxRetriesFailedVMStop: a VM stop that failed is tried
+// again by the next StopPodSandbox, and a caller's cancelled context does
+// not keep the VM from being stopped.
+func TestStopPodSandboxRetriesFailedVMStop(t *testing.T) {
+	e := newEnv(t)
+	id := e.runPod("p")
+	vm := e.vms.get(id)
+	vm.StopErr = errors.New("QMP timeout")
+	if _, err := e.s.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: id}); err == nil {
+		t.Fatal("stop succeeded")
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := e.s.StopPodSandbox(cancelled, &runtime.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	st, _ := e.s.PodSandboxStatus(context.Background(), &runtime.PodSandboxStatusRequest{PodSandboxId: id})
+	if !vm.stopped || st.Status.State != runtime.PodSandboxState_SANDBOX_NOTREADY || e.net.count() != 0 {
+		t.Fatalf("vm stopped %v, state %v, %d networks", vm.stopped, st.Status.State, e.net.count())
+	}
+}

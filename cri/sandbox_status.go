@@ -20,10 +20,8 @@ func (s *Service) PodSandboxStatus(_ context.Context, r *runtime.PodSandboxStatu
 		return nil, err
 	}
 	resp := &runtime.PodSandboxStatusResponse{Status: s.sandboxStatus(sb), Timestamp: time.Now().UnixNano()}
-	for _, c := range s.containers.List() {
-		if c.Metadata.SandboxID == sb.ID {
-			resp.ContainersStatuses = append(resp.ContainersStatuses, s.containerStatus(c))
-		}
+	for _, c := range s.podContainers(sb.ID) {
+		resp.ContainersStatuses = append(resp.ContainersStatuses, s.containerStatus(c))
 	}
 	if r.Verbose {
 		info, _ := json.Marshal(map[string]any{
@@ -46,9 +44,7 @@ func (s *Service) sandboxStatus(sb sandbox.Sandbox) *runtime.PodSandboxStatus {
 		Labels:         cfg.GetLabels(),
 		Annotations:    cfg.GetAnnotations(),
 		RuntimeHandler: sb.Metadata.RuntimeHandler,
-		Linux: &runtime.LinuxPodSandboxStatus{Namespaces: &runtime.Namespace{
-			Options: cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(),
-		}},
+		Linux:          &runtime.LinuxPodSandboxStatus{Namespaces: &runtime.Namespace{Options: sandboxNamespaces(cfg)}},
 	}
 	if sb.Status.State == sandbox.StateReady && len(sb.Metadata.IPs) > 0 {
 		st.Network = &runtime.PodSandboxNetworkStatus{Ip: sb.Metadata.IPs[0]}
@@ -57,4 +53,15 @@ func (s *Service) sandboxStatus(sb sandbox.Sandbox) *runtime.PodSandboxStatus {
 		}
 	}
 	return st
+}
+
+// sandboxNamespaces reports the namespace modes the pod runs with: those
+// it asked for (host namespaces are refused at RunPodSandbox), POD where
+// it asked for nothing.
+func sandboxNamespaces(cfg *runtime.PodSandboxConfig) *runtime.NamespaceOption {
+	o := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if o == nil {
+		return &runtime.NamespaceOption{}
+	}
+	return o
 }

@@ -35,44 +35,69 @@ func (s *Service) StopPodSandbox(ctx context.Context, r *runtime.StopPodSandboxR
 
 // stopSandbox is StopPodSandbox under the sandbox lock.
 func (s *Service) stopSandbox(ctx context.Context, id string) error {
-	for _, c := range s.containers.List() {
-		if c.Metadata.SandboxID != id {
-			continue
-		}
+	for _, c := range s.podContainers(id) {
 		if err := s.stopContainer(ctx, c.ID, 0); err != nil {
 			return fmt.Errorf("stop container %s: %w", c.ID, err)
 		}
 	}
 	s.mu.Lock()
 	vm := s.vms[id]
-	delete(s.vms, id)
+	delete(s.vms, id) // from here on, its exit is not a loss (watchVM)
 	s.mu.Unlock()
 	if vm != nil {
-		if err := vm.Stop(ctx); err != nil {
+		// A caller that gives up must not abort a power-off halfway: the
+		// stop is bounded by the VM's own stop timeout, not the request.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PodVM.StopTimeout.Std()+vmStopMargin)
+		err := vm.Stop(sctx)
+		cancel()
+		if err != nil {
+			s.mu.Lock()
+			if _, ok := s.vms[id]; !ok {
+				s.vms[id] = vm // a retry stops it again
+			}
+			s.mu.Unlock()
 			return fmt.Errorf("stop pod VM: %w", err)
 		}
 	}
-	sb, err := s.sandboxes.Get(id)
+	// Not ready as soon as the VM is gone, even if the network teardown
+	// below fails (a retry finishes it).
+	stopped := false
+	sb, err := s.sandboxes.Update(id, func(st sandbox.Status) (sandbox.Status, error) {
+		if stopped = st.State == sandbox.StateReady; stopped {
+			st.State, st.Reason = sandbox.StateNotReady, "stopped"
+		}
+		return st, nil
+	})
+	if errdefs.IsNotFound(err) {
+		return nil // removed while we waited for the sandbox lock
+	}
 	if err != nil {
 		return err
 	}
-	if !sb.Status.NetworkDown {
-		if err := s.b.Network.Teardown(ctx, id); err != nil {
-			return fmt.Errorf("tear down pod network: %w", err)
-		}
+	if stopped {
+		klog.InfoS("Pod sandbox stopped", "podSandboxID", id)
+		s.emit(id, id, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+	}
+	if sb.NetworkDown {
+		return nil
+	}
+	// Likewise, CNI DEL runs to its end once started.
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	err = s.b.Network.Teardown(tctx, id)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("tear down pod network: %w", err)
 	}
 	_, err = s.sandboxes.Update(id, func(st sandbox.Status) (sandbox.Status, error) {
-		if st.State == sandbox.StateReady {
-			st.Reason = "stopped"
-		}
-		st.State, st.NetworkDown = sandbox.StateNotReady, true
+		st.NetworkDown = true
 		return st, nil
 	})
-	if err == nil && vm != nil {
-		klog.InfoS("Pod sandbox stopped", "podSandboxID", id)
-	}
 	return err
 }
+
+// vmStopMargin is added to the VM's stop timeout (guest power-off, then
+// kill) to bound a StopPodSandbox's VM stop.
+const vmStopMargin = 30 * time.Second
 
 // stopTimeout converts a CRI stop timeout in seconds.
 func stopTimeout(sec int64) time.Duration {

@@ -50,6 +50,10 @@ type Service struct {
 	// containers' creation.
 	sandboxLocks keyedMutex
 
+	// ops are the sandbox boots, container creations and starts in
+	// flight (see inflight.go).
+	ops opTable
+
 	mu    sync.Mutex
 	vms   map[string]PodVM // by sandbox ID
 	tasks map[string]*task // by container ID
@@ -125,6 +129,7 @@ func (s *Service) SetStreamServer(srv StreamServer) { s.b.Streams = srv }
 // running: a restarted daemon re-attaches to them.
 func (s *Service) Close() error {
 	s.svcCancel()
+	s.ops.closeAndWait()
 	s.events.close()
 	s.execs.Wait()
 	return s.db.Close()

@@ -37,14 +37,16 @@ func (s *Service) waitTask(t *task) {
 		return // the daemon is stopping; the container keeps running
 	}
 	now := time.Now()
+	recorded := false
 	_, uerr := s.containers.Update(t.id, func(st container.Status) (container.Status, error) {
 		if st.State == container.StateExited {
-			return st, nil
+			return st, nil // a start failure or a lost VM was recorded first
 		}
+		recorded = true
 		st.State = container.StateExited
 		st.FinishedAt = now
 		if err != nil {
-			st.ExitCode, st.Reason = 255, "Unknown"
+			st.ExitCode, st.Reason = unknownExitCode, "Unknown"
 			st.Message = fmt.Sprintf("exit status lost: %v", err)
 			return st, nil
 		}
@@ -70,6 +72,9 @@ func (s *Service) waitTask(t *task) {
 	})
 	if uerr != nil && !errdefs.IsNotFound(uerr) {
 		klog.ErrorS(uerr, "Recording container exit", "containerID", t.id)
+	}
+	if !recorded {
+		return
 	}
 	klog.InfoS("Container exited", "containerID", t.id, "exitCode", es.Code, "signal", es.Signal, "err", err)
 	s.emit(t.id, t.sandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podvisor/podvisor/cri/errdefs"
@@ -30,32 +29,10 @@ func (s *Service) RestorePod(context.Context, *runtime.RestorePodRequest) (*runt
 	return nil, unimplemented("RestorePod")
 }
 
-// StreamPodSandboxes is not supported: kubelet falls back to ListPodSandbox.
-func (s *Service) StreamPodSandboxes(*runtime.StreamPodSandboxesRequest, grpc.ServerStreamingServer[runtime.StreamPodSandboxesResponse]) error {
-	return unimplemented("StreamPodSandboxes")
-}
-
-// StreamContainers is not supported: kubelet falls back to ListContainers.
-func (s *Service) StreamContainers(*runtime.StreamContainersRequest, grpc.ServerStreamingServer[runtime.StreamContainersResponse]) error {
-	return unimplemented("StreamContainers")
-}
-
-// StreamContainerStats is not supported.
-func (s *Service) StreamContainerStats(*runtime.StreamContainerStatsRequest, grpc.ServerStreamingServer[runtime.StreamContainerStatsResponse]) error {
-	return unimplemented("StreamContainerStats")
-}
-
-// StreamPodSandboxStats is not supported.
-func (s *Service) StreamPodSandboxStats(*runtime.StreamPodSandboxStatsRequest, grpc.ServerStreamingServer[runtime.StreamPodSandboxStatsResponse]) error {
-	return unimplemented("StreamPodSandboxStats")
-}
-
-// StreamPodSandboxMetrics is not supported.
-func (s *Service) StreamPodSandboxMetrics(*runtime.StreamPodSandboxMetricsRequest, grpc.ServerStreamingServer[runtime.StreamPodSandboxMetricsResponse]) error {
-	return unimplemented("StreamPodSandboxMetrics")
-}
-
-// StreamImages is not supported: kubelet falls back to ListImages.
-func (s *imageService) StreamImages(*runtime.StreamImagesRequest, grpc.ServerStreamingServer[runtime.StreamImagesResponse]) error {
-	return unimplemented("StreamImages")
+// UpdatePodSandboxResources is not supported: a pod VM's vCPUs and memory
+// are fixed when it boots. kubelet treats Unimplemented as "best effort
+// done" and goes on with the resize of the containers
+// (UpdateContainerResources, which works inside the VM).
+func (s *Service) UpdatePodSandboxResources(context.Context, *runtime.UpdatePodSandboxResourcesRequest) (*runtime.UpdatePodSandboxResourcesResponse, error) {
+	return nil, unimplemented("UpdatePodSandboxResources")
 }

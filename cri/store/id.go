@@ -67,3 +67,12 @@ func (x *Index) Get(prefix string) (string, error) {
 	}
 	return x.ids[i], nil
 }
+
+// each calls fn for every ID in order, under the index's read lock.
+func (x *Index) each(fn func(id string)) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, id := range x.ids {
+		fn(id)
+	}
+}

@@ -3,7 +3,6 @@ package store
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -159,19 +158,31 @@ func (s *Store[M, S]) Delete(id string) error {
 }
 
 // List returns every record, ordered by ID.
-func (s *Store[M, S]) List() []Record[M, S] {
+func (s *Store[M, S]) List() []Record[M, S] { return s.Select(nil) }
+
+// Select returns the records keep accepts (all if keep is nil), ordered by
+// ID: the index keeps the IDs sorted, and only the records kept are
+// copied out. keep must not call back into the store.
+func (s *Store[M, S]) Select(keep func(Record[M, S]) bool) []Record[M, S] {
 	s.mu.RLock()
 	es := make([]*entry[M, S], 0, len(s.entries))
-	for _, e := range s.entries {
-		es = append(es, e)
-	}
+	s.index.each(func(id string) {
+		if e, ok := s.entries[id]; ok {
+			es = append(es, e)
+		}
+	})
 	s.mu.RUnlock()
-	sort.Slice(es, func(i, j int) bool { return es[i].id < es[j].id })
-	out := make([]Record[M, S], 0, len(es))
+	var out []Record[M, S]
+	if keep == nil {
+		out = make([]Record[M, S], 0, len(es))
+	}
 	for _, e := range es {
 		e.mu.Lock()
-		out = append(out, Record[M, S]{ID: e.id, Metadata: e.meta, Status: e.status})
+		r := Record[M, S]{ID: e.id, Metadata: e.meta, Status: e.status}
 		e.mu.Unlock()
+		if keep == nil || keep(r) {
+			out = append(out, r)
+		}
 	}
 	return out
 }

@@ -96,3 +96,32 @@ func TestStorePersistsAndReopens(t *testing.T) {
 		t.Fatalf("prefix get: %+v %v", r, err)
 	}
 }
+
+func TestStoreSelectOrdersByID(t *testing.T) {
+	db, err := OpenDB(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := Open[meta, status](db, "things")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"c3", "a1", "b2", "d4"} {
+		if err := s.Add(id, meta{id}, status{i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Delete("b2")
+	var all []string
+	for _, r := range s.List() {
+		all = append(all, r.ID)
+	}
+	var odd []string
+	for _, r := range s.Select(func(r Record[meta, status]) bool { return r.Status.State%2 == 1 }) {
+		odd = append(odd, r.ID)
+	}
+	if strings.Join(all, ",") != "a1,c3,d4" || strings.Join(odd, ",") != "a1,d4" {
+		t.Fatalf("List %v, Select %v", all, odd)
+	}
+}

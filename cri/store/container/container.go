@@ -23,6 +23,9 @@ type Metadata struct {
 	ImageID  string `json:"imageID"`
 	// RepoDigest is the image's first repo digest, reported as image_ref.
 	RepoDigest string `json:"repoDigest,omitempty"`
+	// ImageName is the image's first repo tag at creation (else ImageRef),
+	// reported as the status's image: a name, not the ID kubelet passes.
+	ImageName string `json:"imageName,omitempty"`
 	// LogPath is the absolute host path of the CRI log file, "" if none.
 	LogPath string `json:"logPath,omitempty"`
 	// StopSignal is the signal StopContainer sends first.
