@@ -15,6 +15,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
 
 	"k8s.io/klog/v2"
 
@@ -112,12 +115,30 @@ func serve(ctx context.Context, o Options, cfg cri.Config) (retErr error) {
 	select {
 	case <-ctx.Done():
 		klog.InfoS("Shutting down; pod VMs keep running")
-		srv.GracefulStop()
+		stopGRPC(srv, shutdownGrace)
 		return nil
 	case err := <-errc:
 		if errors.Is(err, context.Canceled) {
 			return nil
 		}
 		return err
+	}
+}
+
+// shutdownGrace bounds how long shutdown waits for RPCs in flight. Streams
+// that never end by themselves (kubelet's GetContainerEvents, an attach)
+// would otherwise hold the daemon forever.
+const shutdownGrace = 10 * time.Second
+
+// stopGRPC stops srv gracefully, then forcibly once grace has passed.
+func stopGRPC(srv *grpc.Server, grace time.Duration) {
+	done := make(chan struct{})
+	go func() { srv.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		klog.InfoS("RPCs still running after the shutdown grace period; closing them", "grace", grace)
+		srv.Stop()
+		<-done
 	}
 }
