@@ -47,7 +47,9 @@ var bootSteps = []bootStep{
 	{"compose initramfs", (*boot).composeInitramfs},
 	{"share mounts", (*boot).shareMounts},
 	{"start virtiofsd", (*boot).startVirtiofsd},
+	{"record booting VM", (*boot).recordBooting},
 	{"launch VMM", (*boot).launchVMM},
+	{"record booting VM", (*boot).recordBooting},
 	{"connect agent", (*boot).connectAgent},
 	{"persist state", (*boot).persist},
 }

@@ -26,16 +26,28 @@ type persisted struct {
 	Virtiofsd *virtiofsd.State  `json:"virtiofsd,omitempty"`
 	SharedDir string            `json:"sharedDir,omitempty"`
 	Extra     map[string]string `json:"extra,omitempty"`
+	// Booting marks a VM whose boot has not finished: a daemon that
+	// crashed mid-boot left it, and it is only good for Cleanup.
+	Booting bool `json:"booting,omitempty"`
 }
 
 // persist is the last boot step: from here on the VM can be found again.
-func (b *boot) persist(context.Context) error {
-	p := persisted{ID: b.spec.ID, VMM: b.vmm.State(), SharedDir: b.spec.SharedDir}
+func (b *boot) persist(context.Context) error { return writeState(b.dir, b.state(false)) }
+
+// recordBooting saves the processes started so far, so that if the daemon
+// dies before the boot ends, the next one finds and removes them.
+func (b *boot) recordBooting(context.Context) error { return writeState(b.dir, b.state(true)) }
+
+func (b *boot) state(booting bool) persisted {
+	p := persisted{ID: b.spec.ID, SharedDir: b.spec.SharedDir, Booting: booting}
+	if b.vmm != nil {
+		p.VMM = b.vmm.State()
+	}
 	if b.fsd != nil {
 		st := b.fsd.State()
 		p.Virtiofsd = &st
 	}
-	return writeState(b.dir, p)
+	return p
 }
 
 func writeState(dir string, p persisted) error {
@@ -87,6 +99,9 @@ func (m *Manager) Reattach(ctx context.Context, id string) (*VM, error) {
 	var p persisted
 	if err := json.Unmarshal(data, &p); err != nil || p.ID != id {
 		return nil, fmt.Errorf("%w: %s: corrupt saved state", ErrGone, id)
+	}
+	if p.Booting {
+		return nil, fmt.Errorf("%w: %s: its boot never finished", ErrGone, id)
 	}
 	vmm, err := m.cfg.Driver.Reattach(ctx, p.VMM)
 	if err != nil {
