@@ -84,13 +84,14 @@ func (v *VM) CreateContainer(ctx context.Context, cs ContainerSpec) (_ *Process,
 		Stdin:      cs.Stdin,
 		Stdout:     cs.Stdout,
 		Stderr:     cs.Stderr,
+		AckOutput:  true,
 	})
 	if err != nil {
 		st.close()
 		return nil, fmt.Errorf("create container %q: %w", cs.ID, err)
 	}
 	p := &Process{vm: v, id: cs.ID, pid: int(resp.Pid)}
-	st.attach(p, cs.Stdin, cs.Stdout, cs.Stderr)
+	st.attach(p, cs.Stdin, cs.Stdout, cs.Stderr, resp.AckOutput)
 	return p, nil
 }
 
@@ -135,13 +136,14 @@ func (v *VM) Exec(ctx context.Context, containerID string, es ExecSpec) (*Proces
 		Stdin:       es.Stdin,
 		Stdout:      es.Stdout,
 		Stderr:      es.Stderr,
+		AckOutput:   true,
 	})
 	if err != nil {
 		st.close()
 		return nil, fmt.Errorf("exec %q in container %q: %w", es.ID, containerID, err)
 	}
 	p := &Process{vm: v, id: es.ID, pid: int(resp.Pid)}
-	st.attach(p, es.Stdin, es.Stdout, es.Stderr)
+	st.attach(p, es.Stdin, es.Stdout, es.Stderr, resp.AckOutput)
 	return p, nil
 }
 

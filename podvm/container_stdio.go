@@ -2,7 +2,9 @@ package podvm
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 
 	"github.com/podvisor/podvisor/podvm/channel"
 )
@@ -52,15 +54,56 @@ func (s *stdio) close() {
 	}
 }
 
-// attach hands the streams to p.
-func (s *stdio) attach(p *Process, stdin, stdout, stderr bool) {
+// attach hands the streams to p. acks: the agent said it reads
+// acknowledgements of the output (an older agent does not).
+func (s *stdio) attach(p *Process, stdin, stdout, stderr, acks bool) {
 	if stdin {
 		p.Stdin = stdinWriter{s.in}
 	}
 	if stdout {
-		p.Stdout = s.out
+		p.Stdout = outputReader(s.out, acks)
 	}
 	if stderr {
-		p.Stderr = s.err
+		p.Stderr = outputReader(s.err, acks)
 	}
 }
+
+func outputReader(s channel.Stream, acks bool) io.ReadCloser {
+	if !acks {
+		return s
+	}
+	return &ackedOutput{s: s}
+}
+
+// ackSize is the size of an acknowledgement: the number of bytes read from
+// the stream so far, big-endian (see agentpb.AttachStdioRequest).
+const ackSize = 8
+
+// ackedOutput is an output stream whose reads are acknowledged to the agent,
+// which keeps output until then: what this host had not read when it went
+// away, the agent sends again to the next host (see VM.Process).
+type ackedOutput struct {
+	s    io.ReadWriteCloser
+	read uint64
+	ack  [ackSize]byte
+}
+
+// Read returns bytes only once the agent has been told they arrived. Bytes
+// whose acknowledgement fails are not returned: the agent still has them
+// and sends them to the next host, which would otherwise get them twice.
+func (o *ackedOutput) Read(b []byte) (int, error) {
+	n, err := o.s.Read(b)
+	if n == 0 {
+		return 0, err
+	}
+	binary.BigEndian.PutUint64(o.ack[:], o.read+uint64(n))
+	if _, werr := o.s.Write(o.ack[:]); werr != nil {
+		return 0, fmt.Errorf("acknowledge output: %w", werr)
+	}
+	o.read += uint64(n)
+	return n, err
+}
+
+// Close ends this side of the stream: the agent stops expecting
+// acknowledgements.
+func (o *ackedOutput) Close() error { return o.s.Close() }

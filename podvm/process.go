@@ -8,6 +8,9 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/podvisor/podvisor/podvm/agent/agentpb"
 	"github.com/podvisor/podvisor/podvm/channel"
 )
@@ -70,13 +73,14 @@ func (v *VM) Start(ctx context.Context, spec ProcessSpec) (*Process, error) {
 		Stdin:          spec.Stdin,
 		Stdout:         spec.Stdout,
 		Stderr:         spec.Stderr,
+		AckOutput:      true,
 	})
 	if err != nil {
 		st.close()
 		return nil, fmt.Errorf("start process %q: %w", spec.ID, err)
 	}
 	p := &Process{vm: v, id: spec.ID, pid: int(resp.Pid)}
-	st.attach(p, spec.Stdin, spec.Stdout, spec.Stderr)
+	st.attach(p, spec.Stdin, spec.Stdout, spec.Stderr, resp.AckOutput)
 	return p, nil
 }
 
@@ -141,13 +145,40 @@ func (p *Process) Remove(ctx context.Context) error {
 	return nil
 }
 
-// Process returns a handle on a process the agent already runs (a
-// container's init process, after a daemon restart), without stdio
-// streams.
+// ErrAgentTooOld means the guest agent lacks a call the request needs: the
+// VM was booted from an older guest image.
+var ErrAgentTooOld = errors.New("guest agent too old")
+
+// Process returns a handle on a process the agent already runs, running or
+// exited (a container's init process, after a daemon restart), with the
+// stdio streams it was started with attached anew: Stdout and Stderr
+// return first the output written while no host was attached (the newest
+// 4 MiB per stream, if more), then the live output; Stdin feeds the
+// process again. Any streams an earlier handle had are closed.
 func (v *VM) Process(ctx context.Context, id string) (*Process, error) {
 	info, err := v.agent.client.InspectProcess(ctx, &agentpb.InspectProcessRequest{Id: id})
 	if err != nil {
 		return nil, fmt.Errorf("process %q: %w", id, err)
 	}
-	return &Process{vm: v, id: id, pid: int(info.Pid)}, nil
+	st, err := v.openStdio(ctx, id, info.Stdin, info.Stdout, info.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := v.agent.client.AttachStdio(ctx, &agentpb.AttachStdioRequest{
+		Id:        id,
+		Stdin:     info.Stdin,
+		Stdout:    info.Stdout,
+		Stderr:    info.Stderr,
+		AckOutput: true,
+	})
+	if err != nil {
+		st.close()
+		if status.Code(err) == codes.Unimplemented {
+			return nil, fmt.Errorf("process %q: re-attach stdio: %w: %w", id, ErrAgentTooOld, err)
+		}
+		return nil, fmt.Errorf("process %q: re-attach stdio: %w", id, err)
+	}
+	p := &Process{vm: v, id: id, pid: int(info.Pid)}
+	st.attach(p, info.Stdin, info.Stdout, info.Stderr, resp.AckOutput)
+	return p, nil
 }

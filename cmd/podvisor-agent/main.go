@@ -241,7 +241,40 @@ func (b *sessionBroker) Take(ctx context.Context, id string, kind agent.StreamKi
 	default:
 		return nil, fmt.Errorf("unknown stream kind %v", kind)
 	}
-	return sess.Take(ctx, id, k)
+	st, err := sess.Take(ctx, id, k)
+	if err != nil {
+		return nil, err
+	}
+	return sessionStream{Stream: st, sess: sess}, nil
+}
+
+// errSessionEnded is what a stdio stream reads once its host session ended.
+var errSessionEnded = errors.New("host session ended")
+
+// sessionStream is a stdio stream of one host session. yamux ends every
+// stream of a session that ends with io.EOF, the same as a host's
+// half-close; the service must tell the two apart (a half-closed stdin
+// closes the process's stdin, a lost host does not), so Read reports the
+// end of the session as errSessionEnded.
+//
+// A half-close that arrives just before the session ends may be taken for
+// its end: the process then keeps its stdin open until the next host
+// attaches and ends it.
+type sessionStream struct {
+	channel.Stream
+	sess *channel.GuestSession
+}
+
+func (s sessionStream) Read(b []byte) (int, error) {
+	n, err := s.Stream.Read(b)
+	if errors.Is(err, io.EOF) {
+		select {
+		case <-s.sess.Done():
+			return n, errSessionEnded
+		default:
+		}
+	}
+	return n, err
 }
 
 // dialGuestPort connects a port-forward stream to a port on the guest's

@@ -30,7 +30,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *agentpb.CreateContai
 		return nil, toStatus(fmt.Errorf("create container: %w", err))
 	}
 	klog.InfoS("Created container", "containerID", req.GetId(), "pid", pid, "terminal", req.GetTerminal())
-	return &agentpb.CreateContainerResponse{Pid: int32(pid)}, nil
+	return &agentpb.CreateContainerResponse{Pid: int32(pid), AckOutput: req.GetAckOutput()}, nil
 }
 
 func (s *Service) createContainer(ctx context.Context, req *agentpb.CreateContainerRequest) (_ int, retErr error) {

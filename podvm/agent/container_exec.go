@@ -23,7 +23,7 @@ func (s *Service) ExecProcess(ctx context.Context, req *agentpb.ExecProcessReque
 		return nil, toStatus(fmt.Errorf("exec process: %w", err))
 	}
 	klog.InfoS("Exec'd process", "containerID", req.GetContainerId(), "processID", req.GetId(), "pid", pid, "terminal", req.GetTerminal())
-	return &agentpb.ExecProcessResponse{Pid: int32(pid)}, nil
+	return &agentpb.ExecProcessResponse{Pid: int32(pid), AckOutput: req.GetAckOutput()}, nil
 }
 
 func (s *Service) execProcess(ctx context.Context, req *agentpb.ExecProcessRequest) (_ int, retErr error) {

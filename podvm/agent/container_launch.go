@@ -55,7 +55,7 @@ func (s *Service) launch(ctx context.Context, p *process, st streams, l launch) 
 		child = [3]*os.File{null, null, null}
 	} else {
 		var err error
-		if pio, err = newProcessIO(st, false, 0, 0); err != nil {
+		if pio, err = newProcessIO(p.id, st, false, 0, 0); err != nil {
 			return 0, err
 		}
 		defer func() {
@@ -103,13 +103,12 @@ func (s *Service) launch(ctx context.Context, p *process, st streams, l launch) 
 		if err != nil {
 			return pid, err
 		}
-		if pio, err = newConsoleIO(st, master, l.rows, l.cols); err != nil {
+		if pio, err = newConsoleIO(p.id, st, master, l.rows, l.cols); err != nil {
 			return pid, err
 		}
 	}
 	p.pid = pid
 	p.started = time.Now()
-	p.io = pio
-	go p.run(procExit)
+	p.follow(pio, procExit)
 	return pid, nil
 }

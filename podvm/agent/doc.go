@@ -14,6 +14,12 @@
 // then uses pivot_root, and a container that unmounts its root finds nothing
 // of the guest behind it.
 //
+// Processes outlive host sessions: a host that restarts calls AttachStdio
+// to get a process's streams back. Output written meanwhile is kept (a
+// bounded amount per stream, see output.go), and a stdin stream broken by
+// the host's departure, unlike one the host half-closed, leaves the
+// process's stdin open.
+//
 // Exit statuses come from the process-wide reaper (package reaper), never
 // from os/exec, because PID 1 must reap every orphan.
 package agent

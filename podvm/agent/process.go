@@ -35,15 +35,22 @@ func newProcess(id string, args []string, terminal bool) *process {
 	}
 }
 
-// run follows the process from start to done: it copies its stdio until the
-// reaper reports its exit and the outputs are drained, then releases
-// everything the process held.
+// follow starts copying the stdio of the started process on pio and
+// following it to its end. It runs before the process is published.
+func (p *process) follow(pio *processIO, exitCh <-chan reaper.Exit) {
+	p.io = pio
+	pio.startCopies(p.exited)
+	go p.run(exitCh)
+}
+
+// run follows the process from start to done: it waits for the reaper to
+// report its exit and for the outputs to be drained, then releases what the
+// process held.
 func (p *process) run(exitCh <-chan reaper.Exit) {
-	waitOutputs := p.io.startCopies(p.id, p.exited)
 	p.exit = <-exitCh
 	close(p.exited)
 	p.io.exited()
-	waitOutputs()
+	p.io.waitCopied()
 	p.io.closeOwn()
 	close(p.done)
 }
@@ -87,6 +94,9 @@ func (p *process) info(abbreviate bool) *agentpb.ProcessInfo {
 		Terminal:        p.terminal,
 		Running:         true,
 		StartedUnixNano: p.started.UnixNano(),
+		Stdin:           p.io.has(StreamStdin),
+		Stdout:          p.io.has(StreamStdout),
+		Stderr:          p.io.has(StreamStderr),
 	}
 	if e, ok := p.exitStatus(); ok {
 		pi.Running = false

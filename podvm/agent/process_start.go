@@ -19,7 +19,7 @@ func (s *Service) StartProcess(ctx context.Context, req *agentpb.StartProcessReq
 	}
 	klog.InfoS("Started process", "processID", req.GetId(), "pid", pid, "terminal", req.GetTerminal())
 	klog.V(4).InfoS("Started process arguments", "processID", req.GetId(), "args", req.GetArgs())
-	return &agentpb.StartProcessResponse{Pid: int32(pid)}, nil
+	return &agentpb.StartProcessResponse{Pid: int32(pid), AckOutput: req.GetAckOutput()}, nil
 }
 
 func (s *Service) startProcess(ctx context.Context, req *agentpb.StartProcessRequest) (_ int, retErr error) {
@@ -55,7 +55,7 @@ func (s *Service) startProcess(ctx context.Context, req *agentpb.StartProcessReq
 	if err != nil {
 		return 0, err
 	}
-	pio, err := newProcessIO(st, req.GetTerminal(), req.GetRows(), req.GetCols())
+	pio, err := newProcessIO(req.GetId(), st, req.GetTerminal(), req.GetRows(), req.GetCols())
 	if err != nil {
 		return 0, err
 	}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
-	"k8s.io/klog/v2"
 )
 
 // drainIdle is how long output may stay silent after the process exited
@@ -23,16 +21,19 @@ const drainIdle = 500 * time.Millisecond
 const copyBufferSize = 32 << 10
 
 // processIO is the agent's side of a process's stdio: the files the child
-// gets, the agent's ends of them, and the host's streams.
+// gets, the agent's ends of them, and the host's streams attached to those.
 type processIO struct {
-	streams streams
+	// initial are the streams the process was started with, until
+	// startCopies attaches them.
+	initial streams
 	// child holds the child's stdin, stdout and stderr until the fork.
 	child [3]*os.File
-	// input is where the stdin stream is written: a pipe or the pty master.
-	input *os.File
-	// outputs are the agent's read ends, each paired with its stream (nil:
-	// read and discarded, so the process never blocks on a full pipe).
-	outputs []output
+	// in feeds the stdin stream to a pipe or the pty master; nil when the
+	// process was started without a stdin stream.
+	in *input
+	// outs read the agent's ends of the outputs: stdout and stderr, or the
+	// pty master.
+	outs []*output
 	// master is the pty master; nil without a terminal.
 	master *os.File
 
@@ -40,15 +41,10 @@ type processIO struct {
 	closeOnce sync.Once
 }
 
-type output struct {
-	src *os.File
-	dst *stream
-}
-
-// newProcessIO creates the pipes or the pty for a process. Streams that were
-// not requested are connected to /dev/null.
-func newProcessIO(st streams, terminal bool, rows, cols uint32) (_ *processIO, retErr error) {
-	pio := &processIO{streams: st}
+// newProcessIO creates the pipes or the pty for process id. Streams that
+// were not requested are connected to /dev/null.
+func newProcessIO(id string, st streams, terminal bool, rows, cols uint32) (_ *processIO, retErr error) {
+	pio := &processIO{initial: st}
 	defer func() {
 		if retErr != nil {
 			pio.closeChild()
@@ -56,20 +52,25 @@ func newProcessIO(st streams, terminal bool, rows, cols uint32) (_ *processIO, r
 		}
 	}()
 	if terminal {
-		return pio, pio.openTerminal(rows, cols)
+		return pio, pio.openTerminal(id, rows, cols)
 	}
+	var w *os.File
 	var err error
-	if pio.child[0], pio.input, err = inputPipe(st.stdin); err != nil {
+	if pio.child[0], w, err = inputPipe(st.stdin); err != nil {
 		return nil, fmt.Errorf("stdin: %w", err)
 	}
+	if w != nil {
+		pio.in = &input{processID: id, f: w}
+	}
 	for i, dst := range []*stream{st.stdout, st.stderr} {
+		kind := StreamKind(i + 1)
 		src, w, err := outputPipe(dst)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", StreamKind(i+1), err)
+			return nil, fmt.Errorf("%s: %w", kind, err)
 		}
 		pio.child[i+1] = w
 		if src != nil {
-			pio.outputs = append(pio.outputs, output{src: src, dst: dst})
+			pio.outs = append(pio.outs, newOutput(id, kind, src, true))
 		}
 	}
 	return pio, nil
@@ -93,7 +94,7 @@ func outputPipe(st *stream) (own, child *os.File, err error) {
 }
 
 // openTerminal gives the child a pty slave as stdin, stdout and stderr.
-func (pio *processIO) openTerminal(rows, cols uint32) error {
+func (pio *processIO) openTerminal(id string, rows, cols uint32) error {
 	master, slave, err := pty.Open()
 	if err != nil {
 		return fmt.Errorf("open pty: %w", err)
@@ -105,12 +106,23 @@ func (pio *processIO) openTerminal(rows, cols uint32) error {
 			return fmt.Errorf("set pty size: %w", err)
 		}
 	}
-	if pio.master, err = pollable(master); err != nil {
+	m, err := pollable(master)
+	if err != nil {
 		return fmt.Errorf("pty master: %w", err)
 	}
-	pio.input = pio.master
-	pio.outputs = []output{{src: pio.master, dst: pio.streams.stdout}}
+	pio.useMaster(id, m)
 	return nil
+}
+
+// useMaster makes the pty master m the process's stdin and output.
+func (pio *processIO) useMaster(id string, m *os.File) {
+	pio.master = m
+	if pio.initial.stdin != nil {
+		pio.in = &input{processID: id, f: m, pty: true}
+	}
+	// The master is read even when the host did not ask for the output:
+	// a terminal whose output nobody reads blocks the process.
+	pio.outs = []*output{newOutput(id, StreamStdout, m, pio.initial.stdout != nil)}
 }
 
 // pollable returns f re-opened in non-blocking mode and closes f. pty.Open
@@ -148,81 +160,64 @@ func (pio *processIO) closeChild() {
 	}
 }
 
-// closeOwn closes the agent's ends and the streams.
+// closeOwn closes the agent's ends, the stdin stream, and the streams not
+// yet attached. Attached output streams stay open until the host is done
+// with them, or the process is removed: the host may still acknowledge
+// output.
 func (pio *processIO) closeOwn() {
 	pio.closeOnce.Do(func() {
-		pio.streams.closeAll()
-		if pio.input != nil {
-			_ = pio.input.Close()
+		pio.initial.closeAll()
+		if pio.in != nil {
+			pio.in.close()
 		}
-		for _, o := range pio.outputs {
+		for _, o := range pio.outs {
 			_ = o.src.Close()
 		}
 	})
 }
 
-// startCopies starts copying the streams. wait returns when every output has
-// reached its end; the stdin copy ends by itself once the stream or the
-// process's stdin is closed.
-func (pio *processIO) startCopies(id string, exited <-chan struct{}) (wait func()) {
-	if pio.streams.stdin != nil {
-		go pio.copyInput(id)
+// has reports whether the process was started with a stream of kind.
+func (pio *processIO) has(kind StreamKind) bool {
+	if kind == StreamStdin {
+		return pio.in != nil
 	}
-	var wg sync.WaitGroup
-	for _, o := range pio.outputs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pio.copyOutput(id, o, exited)
-			if o.dst != nil {
-				o.dst.closeWrite()
-			}
-		}()
+	for _, o := range pio.outs {
+		if o.kind == kind {
+			return o.keep
+		}
 	}
-	return wg.Wait
+	return false
 }
 
-// copyInput feeds the stdin stream to the process. At the end of the stream
-// the process's stdin pipe is closed so that it sees EOF; a pty master stays
-// open, as closing it would hang up the terminal.
-func (pio *processIO) copyInput(id string) {
-	buf := make([]byte, copyBufferSize)
-	_, err := io.CopyBuffer(pio.input, pio.streams.stdin.rwc, buf)
-	if err != nil {
-		klog.V(4).InfoS("Stdin copy ended", "processID", id, "err", err)
+// attach connects st's streams to the process in place of those attached.
+// The process must have been started with each of them (see has).
+func (pio *processIO) attach(st streams) {
+	if st.stdin != nil {
+		pio.in.attach(st.stdin)
 	}
-	if pio.master == nil {
-		_ = pio.input.Close()
+	for _, o := range pio.outs {
+		if s := st.of(o.kind); s != nil {
+			o.attach(s, st.acks)
+		}
 	}
 }
 
-// copyOutput copies one output of the process to its stream until EOF (for a
-// pty: EIO once every slave is closed), or until the output stays silent for
-// drainIdle after the process exited, or until abort.
-func (pio *processIO) copyOutput(id string, o output, exited <-chan struct{}) {
-	buf := make([]byte, copyBufferSize)
-	var dst io.Writer
-	if o.dst != nil {
-		dst = o.dst.rwc
+// startCopies attaches the streams the process was started with and starts
+// reading its outputs. It runs before the process is published, so that an
+// AttachStdio cannot come first.
+func (pio *processIO) startCopies(exited <-chan struct{}) {
+	pio.attach(pio.initial)
+	pio.initial = streams{}
+	for _, o := range pio.outs {
+		go o.copy(exited, &pio.aborted)
 	}
-	for !pio.aborted.Load() {
-		select {
-		case <-exited:
-			_ = o.src.SetReadDeadline(time.Now().Add(drainIdle))
-		default:
-		}
-		n, err := o.src.Read(buf)
-		if n > 0 && dst != nil {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				// The host stopped reading. Keep draining so the process
-				// does not block on a full pipe.
-				klog.V(2).InfoS("Output stream closed by the host", "processID", id, "err", werr)
-				dst = nil
-			}
-		}
-		if err != nil {
-			return
-		}
+}
+
+// waitCopied waits until every output has reached its end and been written
+// to its stream, or kept for a host that is away.
+func (pio *processIO) waitCopied() {
+	for _, o := range pio.outs {
+		o.waitCopied()
 	}
 }
 
@@ -230,18 +225,22 @@ func (pio *processIO) copyOutput(id string, o output, exited <-chan struct{}) {
 // counting drainIdle.
 func (pio *processIO) exited() {
 	deadline := time.Now().Add(drainIdle)
-	for _, o := range pio.outputs {
+	for _, o := range pio.outs {
 		_ = o.src.SetReadDeadline(deadline)
 	}
 }
 
-// abort stops the copies of an exited process now, whatever is left.
+// abort stops the copies of an exited process now, whatever is left, drops
+// the output kept for the host and closes the streams.
 func (pio *processIO) abort() {
 	pio.aborted.Store(true)
-	for _, o := range pio.outputs {
+	for _, o := range pio.outs {
 		_ = o.src.SetReadDeadline(time.Unix(1, 0))
+		o.close()
 	}
-	pio.streams.closeAll()
+	if pio.in != nil {
+		pio.in.close()
+	}
 }
 
 // resize sets the window size of the terminal.
@@ -263,15 +262,15 @@ func (pio *processIO) resize(rows, cols uint32) error {
 	return ioctlErr
 }
 
-// newConsoleIO wraps the pty master of a process whose terminal runc
+// newConsoleIO wraps the pty master of process id, whose terminal runc
 // created; the agent holds no slave.
-func newConsoleIO(st streams, master *os.File, rows, cols uint32) (*processIO, error) {
+func newConsoleIO(id string, st streams, master *os.File, rows, cols uint32) (*processIO, error) {
 	m, err := pollable(master)
 	if err != nil {
 		return nil, fmt.Errorf("pty master: %w", err)
 	}
-	pio := &processIO{streams: st, master: m, input: m}
-	pio.outputs = []output{{src: m, dst: st.stdout}}
+	pio := &processIO{initial: st}
+	pio.useMaster(id, m)
 	if rows != 0 || cols != 0 {
 		if err := pio.resize(rows, cols); err != nil {
 			pio.closeOwn()

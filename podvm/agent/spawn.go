@@ -38,8 +38,7 @@ func (s *Service) spawn(p *process, path string, req *agentpb.StartProcessReques
 	}
 	p.pid = pid
 	p.started = time.Now()
-	p.io = pio
-	go p.run(exitCh)
+	p.follow(pio, exitCh)
 	return nil
 }
 

@@ -38,7 +38,15 @@ func (k StreamKind) String() string {
 type StdioBroker interface {
 	// Take returns the stream the host opened for process id and kind,
 	// waiting until ctx ends. Each stream is taken at most once; the service
-	// closes it when the process is done.
+	// closes it when done with it: when the process is done, when the host
+	// closed an output stream it acknowledges, when another stream replaced
+	// it, or at the latest when the process is removed.
+	//
+	// Read must return io.EOF only when the host half-closed the stream:
+	// the service then closes the process's stdin. A stream that broke
+	// because the host went away (its session ended) must fail with any
+	// other error, so that the process keeps its stdin open, and its
+	// output, for the next host (see AttachStdio).
 	//
 	// Optional methods the service uses when the stream has them:
 	// CloseWrite() error half-closes it at the end of an output, and
@@ -78,6 +86,21 @@ func (s *stream) close() {
 // streams are the stdio streams of one process; nil for those not requested.
 type streams struct {
 	stdin, stdout, stderr *stream
+	// acks: the host acknowledges the output it reads (see output).
+	acks bool
+}
+
+// of returns the stream of kind; nil when not requested.
+func (s streams) of(kind StreamKind) *stream {
+	switch kind {
+	case StreamStdin:
+		return s.stdin
+	case StreamStdout:
+		return s.stdout
+	case StreamStderr:
+		return s.stderr
+	}
+	return nil
 }
 
 func (s streams) closeAll() {
@@ -89,25 +112,28 @@ func (s streams) closeAll() {
 }
 
 // stdioRequest is a request that names a process and the stdio streams the
-// host opened for it: StartProcess, CreateContainer and ExecProcess.
+// host opened for it: StartProcess, CreateContainer, ExecProcess and
+// AttachStdio.
 type stdioRequest interface {
 	GetId() string
 	GetStdin() bool
 	GetStdout() bool
 	GetStderr() bool
+	GetAckOutput() bool
 }
 
 var (
 	_ stdioRequest = (*agentpb.StartProcessRequest)(nil)
 	_ stdioRequest = (*agentpb.CreateContainerRequest)(nil)
 	_ stdioRequest = (*agentpb.ExecProcessRequest)(nil)
+	_ stdioRequest = (*agentpb.AttachStdioRequest)(nil)
 )
 
 // takeStreams takes the streams req asks for, all within timeout.
 func takeStreams(ctx context.Context, b StdioBroker, req stdioRequest, timeout time.Duration) (_ streams, retErr error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var st streams
+	st := streams{acks: req.GetAckOutput()}
 	defer func() {
 		if retErr != nil {
 			st.closeAll()

@@ -31,6 +31,7 @@ const (
 	Agent_ListProcesses_FullMethodName            = "/podvisor.agent.v1.Agent/ListProcesses"
 	Agent_InspectProcess_FullMethodName           = "/podvisor.agent.v1.Agent/InspectProcess"
 	Agent_RemoveProcess_FullMethodName            = "/podvisor.agent.v1.Agent/RemoveProcess"
+	Agent_AttachStdio_FullMethodName              = "/podvisor.agent.v1.Agent/AttachStdio"
 	Agent_GuestInfo_FullMethodName                = "/podvisor.agent.v1.Agent/GuestInfo"
 	Agent_Shutdown_FullMethodName                 = "/podvisor.agent.v1.Agent/Shutdown"
 	Agent_CreateContainer_FullMethodName          = "/podvisor.agent.v1.Agent/CreateContainer"
@@ -65,6 +66,13 @@ type AgentClient interface {
 	InspectProcess(ctx context.Context, in *InspectProcessRequest, opts ...grpc.CallOption) (*ProcessInfo, error)
 	// RemoveProcess forgets an exited process.
 	RemoveProcess(ctx context.Context, in *RemoveProcessRequest, opts ...grpc.CallOption) (*Empty, error)
+	// AttachStdio hands a process, running or exited, fresh stdio streams in
+	// place of those it has: a host that reconnected (after a daemon restart)
+	// gets the output written while no host was attached, then the live
+	// output, and feeds stdin again. The streams must have been opened by the
+	// host before the call, as for StartProcess; an attached stream the
+	// process still had is closed.
+	AttachStdio(ctx context.Context, in *AttachStdioRequest, opts ...grpc.CallOption) (*AttachStdioResponse, error)
 	// GuestInfo reports facts about the guest.
 	GuestInfo(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*GuestInfoResponse, error)
 	// Shutdown syncs filesystems, kills every process and powers the guest
@@ -165,6 +173,16 @@ func (c *agentClient) RemoveProcess(ctx context.Context, in *RemoveProcessReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Empty)
 	err := c.cc.Invoke(ctx, Agent_RemoveProcess_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) AttachStdio(ctx context.Context, in *AttachStdioRequest, opts ...grpc.CallOption) (*AttachStdioResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AttachStdioResponse)
+	err := c.cc.Invoke(ctx, Agent_AttachStdio_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -293,6 +311,13 @@ type AgentServer interface {
 	InspectProcess(context.Context, *InspectProcessRequest) (*ProcessInfo, error)
 	// RemoveProcess forgets an exited process.
 	RemoveProcess(context.Context, *RemoveProcessRequest) (*Empty, error)
+	// AttachStdio hands a process, running or exited, fresh stdio streams in
+	// place of those it has: a host that reconnected (after a daemon restart)
+	// gets the output written while no host was attached, then the live
+	// output, and feeds stdin again. The streams must have been opened by the
+	// host before the call, as for StartProcess; an attached stream the
+	// process still had is closed.
+	AttachStdio(context.Context, *AttachStdioRequest) (*AttachStdioResponse, error)
 	// GuestInfo reports facts about the guest.
 	GuestInfo(context.Context, *Empty) (*GuestInfoResponse, error)
 	// Shutdown syncs filesystems, kills every process and powers the guest
@@ -349,6 +374,9 @@ func (UnimplementedAgentServer) InspectProcess(context.Context, *InspectProcessR
 }
 func (UnimplementedAgentServer) RemoveProcess(context.Context, *RemoveProcessRequest) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RemoveProcess not implemented")
+}
+func (UnimplementedAgentServer) AttachStdio(context.Context, *AttachStdioRequest) (*AttachStdioResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AttachStdio not implemented")
 }
 func (UnimplementedAgentServer) GuestInfo(context.Context, *Empty) (*GuestInfoResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GuestInfo not implemented")
@@ -523,6 +551,24 @@ func _Agent_RemoveProcess_Handler(srv interface{}, ctx context.Context, dec func
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AgentServer).RemoveProcess(ctx, req.(*RemoveProcessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_AttachStdio_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AttachStdioRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).AttachStdio(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_AttachStdio_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).AttachStdio(ctx, req.(*AttachStdioRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -741,6 +787,10 @@ var Agent_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveProcess",
 			Handler:    _Agent_RemoveProcess_Handler,
+		},
+		{
+			MethodName: "AttachStdio",
+			Handler:    _Agent_AttachStdio_Handler,
 		},
 		{
 			MethodName: "GuestInfo",
