@@ -36,6 +36,10 @@ type VMRuntime interface {
 	// Reattach returns the running VM of sandboxID after a daemon restart;
 	// a VM that is gone is errdefs.ErrNotFound.
 	Reattach(ctx context.Context, sandboxID string) (PodVM, error)
+	// RemoveOthers stops and removes every VM, and its host state, that
+	// belongs to none of the sandboxes in keep: what a boot interrupted by
+	// a crash left behind.
+	RemoveOthers(ctx context.Context, keep []string) error
 }
 
 // VMSpec is what a pod VM is booted with.
@@ -257,6 +261,9 @@ type Network interface {
 	Setup(ctx context.Context, req NetworkRequest) (PodNetwork, error)
 	// Teardown removes the pod's network; unknown → success.
 	Teardown(ctx context.Context, sandboxID string) error
+	// RemoveOthers tears down every pod network that belongs to none of
+	// the sandboxes in keep.
+	RemoveOthers(ctx context.Context, keep []string) error
 	// Status is nil when pod networking is ready, else the reason.
 	Status(ctx context.Context) error
 }

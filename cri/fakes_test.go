@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -50,6 +51,18 @@ func (f *fakeVMs) Reattach(_ context.Context, id string) (PodVM, error) {
 		return nil, fmt.Errorf("vm %s: %w", id, errdefs.ErrNotFound)
 	}
 	return vm, nil
+}
+
+func (f *fakeVMs) RemoveOthers(_ context.Context, keep []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, vm := range f.vms {
+		if !slices.Contains(keep, id) {
+			vm.Stop(context.Background())
+			delete(f.vms, id)
+		}
+	}
+	return nil
 }
 
 func (f *fakeVMs) get(id string) *fakeVM {
@@ -345,6 +358,17 @@ func (f *fakeNet) Teardown(_ context.Context, id string) error {
 	defer f.mu.Unlock()
 	delete(f.setups, id)
 	f.teardowns++
+	return nil
+}
+func (f *fakeNet) RemoveOthers(_ context.Context, keep []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id := range f.setups {
+		if !slices.Contains(keep, id) {
+			delete(f.setups, id)
+			f.teardowns++
+		}
+	}
 	return nil
 }
 func (f *fakeNet) Status(context.Context) error { return f.StatusErr }

@@ -49,6 +49,25 @@ func (s *Service) restore(ctx context.Context) {
 		}
 		s.restoreContainer(ctx, c)
 	}
+	s.removeLeftovers(ctx)
+}
+
+// removeLeftovers removes the VMs and pod networks of sandboxes the store
+// does not know: a RunPodSandbox interrupted by a crash records its sandbox
+// only once the pod is up, so what it had built is found here.
+func (s *Service) removeLeftovers(ctx context.Context) {
+	var keep []string
+	for _, sb := range s.sandboxes.List() {
+		keep = append(keep, sb.ID)
+	}
+	rctx, cancel := context.WithTimeout(ctx, restoreTimeout)
+	defer cancel()
+	if err := s.b.VMs.RemoveOthers(rctx, keep); err != nil {
+		klog.ErrorS(err, "Removing pod VMs left by an interrupted boot")
+	}
+	if err := s.b.Network.RemoveOthers(rctx, keep); err != nil {
+		klog.ErrorS(err, "Removing pod networks left by an interrupted boot")
+	}
 }
 
 func (s *Service) restoreContainer(ctx context.Context, c container.Container) {

@@ -71,3 +71,34 @@ func TestRestartWithLostVM(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestartRemovesLeftovers checks that a VM and a pod network no
+// sandbox record owns (a boot interrupted by a crash) are removed at
+// start-up, and that those of known sandboxes are kept.
+func TestRestartRemovesLeftovers(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	pod := e.runPod("p")
+	orphanNet, err := e.net.Setup(ctx, NetworkRequest{SandboxID: "orphan"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.vms.Boot(ctx, VMSpec{SandboxID: "orphan", Network: orphanNet}); err != nil {
+		t.Fatal(err)
+	}
+	e.reopen()
+	if e.vms.get("orphan") != nil {
+		t.Error("VM of an unknown sandbox survived the restart")
+	}
+	if e.vms.get(pod) == nil {
+		t.Error("VM of a known sandbox was removed")
+	}
+	e.net.mu.Lock()
+	defer e.net.mu.Unlock()
+	if e.net.setups["orphan"] {
+		t.Error("network of an unknown sandbox survived the restart")
+	}
+	if !e.net.setups[pod] {
+		t.Error("network of a known sandbox was removed")
+	}
+}

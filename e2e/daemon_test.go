@@ -434,3 +434,12 @@ func tomlStrings(ss []string) string {
 	}
 	return "[" + strings.Join(q, ", ") + "]"
 }
+
+// crash kills the daemon with SIGKILL, as a crash or an OOM kill would.
+func (d *daemon) crash() {
+	d.t.Helper()
+	d.conn.Close()
+	_ = d.cmd.Process.Kill()
+	_ = d.cmd.Wait()
+	d.cmd = nil
+}

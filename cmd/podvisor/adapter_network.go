@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+
+	"k8s.io/klog/v2"
 
 	"github.com/podvisor/podvisor/cri"
 	"github.com/podvisor/podvisor/cri/errdefs"
@@ -64,6 +67,24 @@ func (a networkAdapter) Setup(ctx context.Context, req cri.NetworkRequest) (cri.
 
 func (a networkAdapter) Teardown(ctx context.Context, sandboxID string) error {
 	return networkErr(a.m.Teardown(ctx, sandboxID))
+}
+
+// RemoveOthers tears down the pod networks of sandboxes not in keep (CNI
+// DEL from the cached result, then the netns).
+func (a networkAdapter) RemoveOthers(ctx context.Context, keep []string) error {
+	pods, err := a.m.Pods()
+	if err != nil {
+		return networkErr(err)
+	}
+	var errs []error
+	for _, id := range pods {
+		if slices.Contains(keep, id) {
+			continue
+		}
+		klog.InfoS("Tearing down a pod network no sandbox owns", "podSandboxID", id)
+		errs = append(errs, a.m.Teardown(ctx, id))
+	}
+	return networkErr(errors.Join(errs...))
 }
 
 func (a networkAdapter) Status(context.Context) error {

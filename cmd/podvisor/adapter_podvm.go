@@ -10,11 +10,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
 
 	"github.com/podvisor/podvisor/cri"
 	"github.com/podvisor/podvisor/cri/errdefs"
@@ -154,6 +156,61 @@ func (a *vmAdapter) Reattach(ctx context.Context, sandboxID string) (cri.PodVM, 
 	return &podVM{a: a, vm: vm, sandboxID: sandboxID}, nil
 }
 
+// RemoveOthers stops and removes the VMs and pod directories of sandboxes
+// not in keep. A VM directory a crash left before the boot recorded its
+// state is not found here.
+func (a *vmAdapter) RemoveOthers(ctx context.Context, keep []string) error {
+	keepVM := map[string]bool{}
+	keepPod := map[string]bool{}
+	for _, id := range keep {
+		keepVM[vmID(id)], keepPod[id] = true, true
+	}
+	ids, err := a.m.List()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		if keepVM[id] {
+			continue
+		}
+		klog.InfoS("Removing a pod VM no sandbox owns", "vm", id)
+		errs = append(errs, a.m.Cleanup(ctx, id))
+	}
+	pods, _ := os.ReadDir(a.podsDir)
+	for _, p := range pods {
+		if keepPod[p.Name()] {
+			continue
+		}
+		dir := filepath.Join(a.podsDir, p.Name())
+		klog.InfoS("Removing a pod directory no sandbox owns", "dir", dir)
+		errs = append(errs, unmountBelow(dir), os.RemoveAll(dir))
+	}
+	return errors.Join(errs...)
+}
+
+// unmountBelow detaches every mount at or below dir, deepest first.
+func unmountBelow(dir string) error {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	var targets []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			targets = append(targets, f[4])
+		}
+	}
+	var errs []error
+	for i := len(targets) - 1; i >= 0; i-- {
+		if err := syscall.Unmount(targets[i], syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", targets[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // podVM serves cri.PodVM from a *podvm.VM.
 type podVM struct {
 	a         *vmAdapter
@@ -223,6 +280,9 @@ func (p *podVM) StartContainer(ctx context.Context, containerID string) error {
 	return vmErr(p.vm.StartContainer(ctx, containerID))
 }
 
+// Process re-attaches to a container's init process after a restart. Its
+// stdio streams come back with it, output written while no daemon ran
+// first, so that the container's log goes on where it stopped.
 func (p *podVM) Process(ctx context.Context, containerID string) (cri.Process, error) {
 	pr, err := p.vm.Process(ctx, containerID)
 	if err != nil {
