@@ -50,6 +50,15 @@ func TestRunPodSandboxValidation(t *testing.T) {
 			r.Config.Linux = &runtime.LinuxPodSandboxConfig{Resources: &runtime.LinuxContainerResources{MemoryLimitInBytes: 1 << 40}}
 		}, "memory_limit_in_bytes"},
 		{"unknown handler", func(r *runtime.RunPodSandboxRequest) { r.RuntimeHandler = "runc" }, "runtime_handler"},
+		{"host-wide sysctl", func(r *runtime.RunPodSandboxRequest) {
+			r.Config.Linux = &runtime.LinuxPodSandboxConfig{Sysctls: map[string]string{"kernel.panic": "1"}}
+		}, "config.linux.sysctls"},
+		{"denied sysctl", func(r *runtime.RunPodSandboxRequest) {
+			r.Config.Linux = &runtime.LinuxPodSandboxConfig{Sysctls: map[string]string{"net.core.bpf_jit_harden": "0"}}
+		}, "config.linux.sysctls"},
+		{"sysctl value with a newline", func(r *runtime.RunPodSandboxRequest) {
+			r.Config.Linux = &runtime.LinuxPodSandboxConfig{Sysctls: map[string]string{"net.ipv4.ip_forward": "1\nkernel.panic=1"}}
+		}, "config.linux.sysctls"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &runtime.RunPodSandboxRequest{Config: podConfig("p")}

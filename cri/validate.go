@@ -9,6 +9,7 @@ import (
 
 	"github.com/podvisor/podvisor/cri/errdefs"
 	"github.com/podvisor/podvisor/cri/ocispec"
+	"github.com/podvisor/podvisor/network/sysctl"
 )
 
 // Limits on request fields (kubelet's are smaller).
@@ -129,10 +130,10 @@ func validateSandboxConfig(c *runtime.PodSandboxConfig) error {
 		if err := validateMap("config.linux.sysctls", l.Sysctls); err != nil {
 			return err
 		}
-		for k, v := range l.Sysctls {
-			if strings.ContainsAny(k, " =/\\") || strings.Contains(k, "..") || strings.ContainsAny(v, "\n\x00") {
-				return invalid("config.linux.sysctls", "%q=%q is not a sysctl setting", truncate(k, 64), truncate(v, 64))
-			}
+		// The allow-list is applied here, before any network or VM is
+		// built; the agent checks again in the guest.
+		if err := sysctl.Validate(l.Sysctls); err != nil {
+			return invalid("config.linux.sysctls", "%v", err)
 		}
 		if r := l.Resources; r != nil {
 			if err := ocispec.ValidateResources("config.linux.resources", r); err != nil {

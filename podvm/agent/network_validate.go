@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/podvisor/podvisor/network/sysctl"
 	"github.com/podvisor/podvisor/podvm/agent/agentpb"
 	"github.com/podvisor/podvisor/podvm/agent/initsys"
 )
@@ -194,6 +195,11 @@ func validateSysctls(sysctls []*agentpb.Sysctl) error {
 		}
 		if strings.ContainsAny(v, "+=/\n\x00") {
 			return invalid(field+".value", "contains one of + = / newline NUL")
+		}
+		// The host's allow- and deny-list, again: a host that skipped it
+		// must not weaken the guest kernel (BPF JIT switches).
+		if err := sysctl.Validate(map[string]string{s.GetKey(): s.GetValue()}); err != nil {
+			return invalid(field, "%v", err)
 		}
 	}
 	return nil

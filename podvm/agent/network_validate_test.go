@@ -59,6 +59,7 @@ func TestValidateNetwork(t *testing.T) {
 		{"sysctl traversal", func(c *agentpb.NetworkConfig) { c.Sysctls[0].Key = "net/../../kernel/panic" }, "sysctls[0].key"},
 		{"sysctl dots", func(c *agentpb.NetworkConfig) { c.Sysctls[0].Key = "net..ipv4" }, "sysctls[0].key"},
 		{"sysctl value slash", func(c *agentpb.NetworkConfig) { c.Sysctls[0].Value = "/bin/sh" }, "sysctls[0].value"},
+		{"sysctl BPF JIT switch", func(c *agentpb.NetworkConfig) { c.Sysctls[0].Key = "net.core.bpf_jit_harden" }, "sysctls[0]"},
 		{"sysctl value plus", func(c *agentpb.NetworkConfig) { c.Sysctls[0].Value = "+1" }, "sysctls[0].value"},
 		{"sysctl value equals", func(c *agentpb.NetworkConfig) { c.Sysctls[0].Value = "a=b" }, "sysctls[0].value"},
 		{"sysctl value newline", func(c *agentpb.NetworkConfig) { c.Sysctls[0].Value = "1\n" }, "sysctls[0].value"},

@@ -1,4 +1,4 @@
-package network
+package sysctl
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestValidateSysctls(t *testing.T) {
+func TestValidate(t *testing.T) {
 	tests := []struct {
 		name    string
 		sysctls map[string]string
@@ -44,15 +44,15 @@ func TestValidateSysctls(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := ValidateSysctls(tt.sysctls)
+			err := Validate(tt.sysctls)
 			if tt.badKey == "" {
 				if err != nil {
-					t.Fatalf("ValidateSysctls() = %v, want nil", err)
+					t.Fatalf("Validate() = %v, want nil", err)
 				}
 				return
 			}
-			if err == nil || !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), `"`+tt.badKey+`"`) {
-				t.Fatalf("ValidateSysctls() = %v, want ErrInvalidArgument naming %q", err, tt.badKey)
+			if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `"`+tt.badKey+`"`) {
+				t.Fatalf("Validate() = %v, want ErrInvalid naming %q", err, tt.badKey)
 			}
 		})
 	}

@@ -1,6 +1,10 @@
-package network
+// Package sysctl decides which sysctls a pod may set in its VM. It has no
+// dependencies so that the CRI layer can refuse a bad pod before anything
+// is built for it.
+package sysctl
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -24,11 +28,14 @@ var deniedSysctls = []string{
 	"net.core.bpf_jit_",
 }
 
-// ValidateSysctls checks the pod sysctls the agent will write under
+// ErrInvalid marks a sysctl a pod may not set.
+var ErrInvalid = errors.New("invalid sysctl")
+
+// Validate checks the pod sysctls the agent will write under
 // /proc/sys in the guest. Keys use dots (kubelet normalises slashes
-// before CRI). Errors name the offending key and wrap ErrInvalidArgument;
+// before CRI). Errors name the offending key and wrap ErrInvalid;
 // keys are checked in sorted order so the error is stable.
-func ValidateSysctls(sysctls map[string]string) error {
+func Validate(sysctls map[string]string) error {
 	keys := make([]string, 0, len(sysctls))
 	for k := range sysctls {
 		keys = append(keys, k)
@@ -47,24 +54,24 @@ func validateSysctl(key, value string) error {
 	// of it or name a second file.
 	switch {
 	case key == "" || len(key) > 256:
-		return fmt.Errorf("key length must be 1-256: %w", ErrInvalidArgument)
+		return fmt.Errorf("key length must be 1-256: %w", ErrInvalid)
 	case strings.Contains(key, ".."), strings.HasPrefix(key, "."), strings.HasSuffix(key, "."):
-		return fmt.Errorf("key has an empty component: %w", ErrInvalidArgument)
+		return fmt.Errorf("key has an empty component: %w", ErrInvalid)
 	case strings.IndexFunc(key, badKeyRune) >= 0:
-		return fmt.Errorf("key may only hold letters, digits, '.', '_' and '-': %w", ErrInvalidArgument)
+		return fmt.Errorf("key may only hold letters, digits, '.', '_' and '-': %w", ErrInvalid)
 	case !matchesAny(key, namespacedSysctls):
-		return fmt.Errorf("not a namespaced sysctl (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*): %w", ErrInvalidArgument)
+		return fmt.Errorf("not a namespaced sysctl (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*): %w", ErrInvalid)
 	case matchesAny(key, deniedSysctls):
-		return fmt.Errorf("denied for pods: %w", ErrInvalidArgument)
+		return fmt.Errorf("denied for pods: %w", ErrInvalid)
 	}
 	// The value is written verbatim: '+' and '=' are refused as they are
 	// by runc's sysctl validation, the rest could smuggle a second write
 	// or a path.
 	if value == "" || len(value) > 4096 {
-		return fmt.Errorf("value length must be 1-4096: %w", ErrInvalidArgument)
+		return fmt.Errorf("value length must be 1-4096: %w", ErrInvalid)
 	}
 	if strings.ContainsAny(value, "+=/\n\x00") {
-		return fmt.Errorf("value %q holds one of '+', '=', '/', newline, NUL: %w", value, ErrInvalidArgument)
+		return fmt.Errorf("value %q holds one of '+', '=', '/', newline, NUL: %w", value, ErrInvalid)
 	}
 	return nil
 }
