@@ -198,8 +198,8 @@ func startDaemonWith(t testing.TB, o daemonOptions) *daemon {
 		t.Fatal(err)
 	}
 	mirror := fmt.Sprintf("endpoints = [{ url = \"http://%s\", plain_http = true }]\n", reg)
-	// The driver is named: automatic selection spends 10 s probing KVM at
-	// every start, and vmmselect's own tests cover it.
+	// The driver is named (vmmselect's own tests cover the automatic
+	// choice); the KVM probe still decides on acceleration.
 	config := "[podvm]\nguest_dir = '" + guestDir + "'\ndriver = 'qemu'\n\n" +
 		"[sandbox]\ndefault_memory_mib = 256\n\n" +
 		"[cni]\nconf_dir = '" + d.confDir + "'\nbin_dirs = " + tomlStrings(append(o.CNIBinDirs, "/opt/cni/bin")) + "\n\n" +

@@ -67,8 +67,9 @@ func wireBackends(ctx context.Context, o Options, cfg cri.Config) (_ cri.Backend
 func newVMAdapter(ctx context.Context, o Options, cfg cri.Config) (*vmAdapter, error) {
 	guestDir := cfg.PodVM.GuestDir
 	choice, err := vmmselect.Choose(ctx, vmmselect.Options{
-		Driver: cfg.PodVM.Driver,
-		Kernel: filepath.Join(guestDir, "vmlinuz"),
+		Driver:     cfg.PodVM.Driver,
+		Kernel:     filepath.Join(guestDir, "vmlinuz"),
+		ProbeCache: filepath.Join(o.State, "kvm-probe.json"),
 	})
 	if err != nil {
 		return nil, err

@@ -29,7 +29,11 @@ type Options struct {
 	// Driver is Auto, CloudHypervisor or QEMU.
 	Driver string
 	// Kernel is the guest kernel used to probe whether KVM can boot a guest.
-	Kernel          string
+	Kernel string
+	// ProbeCache, if set, is a file that keeps the KVM probe's answer for
+	// this boot of the host and this kernel, so that a daemon restart
+	// does not boot a probe guest again (up to 10 s without KVM).
+	ProbeCache      string
 	QEMU            qemu.Options
 	CloudHypervisor cloudhypervisor.Options
 }
@@ -52,7 +56,7 @@ type host interface {
 // briefly). The choice and its reason are logged.
 func Choose(ctx context.Context, opts Options) (Choice, error) {
 	q := qemu.New(opts.QEMU)
-	c, err := decide(ctx, opts.Driver, realHost{q: q, kernel: opts.Kernel})
+	c, err := decide(ctx, opts.Driver, realHost{q: q, kernel: opts.Kernel, cache: opts.ProbeCache})
 	if err != nil {
 		return Choice{}, err
 	}
@@ -106,10 +110,11 @@ func decide(ctx context.Context, want string, h host) (decision, error) {
 type realHost struct {
 	q      *qemu.Driver
 	kernel string
+	cache  string
 }
 
 func (h realHost) cloudHypervisorAvailable() (bool, string) { return cloudhypervisor.Available() }
 
 func (h realHost) kvmBootsGuest(ctx context.Context) (bool, string) {
-	return h.q.ProbeKVM(ctx, h.kernel)
+	return cachedProbe(h.cache, h.kernel, func() (bool, string) { return h.q.ProbeKVM(ctx, h.kernel) })
 }
