@@ -151,7 +151,27 @@ func TestCrictlLifecycle(t *testing.T) {
 		t.Errorf("pod stats lack memory: %s", out)
 	}
 
-	// Stop (SIGTERM ignored by sh in a loop? busybox sh exits on TERM) and remove.
+	// Resources are applied to the container's cgroup in the guest.
+	d.mustCrictl("update", "--memory", "104857600", "--cpu-quota", "50000", "--cpu-period", "100000", ticker)
+	if got := d.mustCrictl("exec", ticker, "cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/cpu.max"); got != "104857600\n50000 100000" {
+		t.Errorf("cgroup limits after update: %q", got)
+	}
+
+	// Log rotation: the file is moved away, ReopenContainerLog starts a
+	// new one at the log path, and lines keep arriving there.
+	rotated := st.LogPath + ".1"
+	if err := os.Rename(st.LogPath, rotated); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.rt.ReopenContainerLog(ctxFor(t, time.Minute), &runtime.ReopenContainerLogRequest{ContainerId: ticker}); err != nil {
+		t.Fatalf("ReopenContainerLog: %v", err)
+	}
+	waitFor(t, time.Minute, "lines in the reopened log", func() (bool, string) {
+		b, _ := os.ReadFile(st.LogPath)
+		return strings.Contains(string(b), " stdout F tick "), string(b)
+	})
+
+	// Stop and remove.
 	d.mustCrictl("stop", "--timeout", "5", ticker)
 	if s := d.containerStatus(t, ticker); s.State != runtime.ContainerState_CONTAINER_EXITED {
 		t.Errorf("stopped container state %s", s.State)
