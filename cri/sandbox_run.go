@@ -10,6 +10,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/podvisor/podvisor/cri/errdefs"
+	"github.com/podvisor/podvisor/cri/ocispec"
 	"github.com/podvisor/podvisor/cri/store"
 	"github.com/podvisor/podvisor/cri/store/sandbox"
 )
@@ -111,10 +112,7 @@ func (s *Service) runSandbox(ctx context.Context, id, name string, r *runtime.Ru
 			undo.run(ctx, "podSandboxID", id)
 		}
 	}()
-	hostname := cfg.Hostname
-	if hostname == "" {
-		hostname = cfg.Metadata.Name
-	}
+	hostname := ocispec.PodHostname(cfg)
 	dns := dnsConfig(cfg.DnsConfig)
 
 	pn, err := s.b.Network.Setup(ctx, NetworkRequest{

@@ -82,10 +82,7 @@ func Build(in Input) (*specs.Spec, error) {
 	if cwd == "" {
 		cwd = "/"
 	}
-	hostname := in.Sandbox.Hostname
-	if hostname == "" {
-		hostname = in.Sandbox.GetMetadata().GetName() // as the pod VM's hostname
-	}
+	hostname := PodHostname(in.Sandbox)
 	s := &specs.Spec{
 		Version: specs.Version,
 		Root:    &specs.Root{Path: in.RootfsPath, Readonly: sc.GetReadonlyRootfs()},
@@ -386,4 +383,21 @@ func depth(p string) int {
 		return 0
 	}
 	return strings.Count(path.Clean(p), "/")
+}
+
+// maxHostname is the longest hostname the kernel accepts (a DNS label is
+// one byte shorter, and that is what a pod name becomes).
+const maxHostname = 63
+
+// PodHostname is the pod VM's hostname: the one the pod asks for, else its
+// name cut to a DNS label (pod names may be longer than sethostname takes).
+func PodHostname(cfg *runtime.PodSandboxConfig) string {
+	if h := cfg.GetHostname(); h != "" {
+		return h
+	}
+	h := cfg.GetMetadata().GetName()
+	if len(h) > maxHostname {
+		h = strings.TrimRight(h[:maxHostname], "-.")
+	}
+	return h
 }

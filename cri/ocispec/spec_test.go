@@ -452,3 +452,21 @@ func TestBuild(t *testing.T) {
 		}
 	})
 }
+
+func TestPodHostname(t *testing.T) {
+	long := strings.Repeat("a", 62) + "-bcdef"
+	for _, tc := range []struct {
+		cfg  *runtime.PodSandboxConfig
+		want string
+	}{
+		{&runtime.PodSandboxConfig{Hostname: "web", Metadata: &runtime.PodSandboxMetadata{Name: "pod"}}, "web"},
+		{&runtime.PodSandboxConfig{Metadata: &runtime.PodSandboxMetadata{Name: "pod"}}, "pod"},
+		// 68 characters, as critest's pod names are: cut to 63, no
+		// trailing dash.
+		{&runtime.PodSandboxConfig{Metadata: &runtime.PodSandboxMetadata{Name: long}}, strings.Repeat("a", 62)},
+	} {
+		if got := PodHostname(tc.cfg); got != tc.want {
+			t.Errorf("PodHostname(%q, %q) = %q, want %q", tc.cfg.Hostname, tc.cfg.GetMetadata().GetName(), got, tc.want)
+		}
+	}
+}
