@@ -17,6 +17,8 @@ var (
 	ErrNotReady = errors.New("network plugin not ready")
 	// ErrAlreadyExists: the pod already has a network.
 	ErrAlreadyExists = errors.New("pod network already exists")
+	// ErrNotFound: the pod has no network (never set up, or torn down).
+	ErrNotFound = errors.New("pod network not found")
 	// ErrPlugin: a CNI plugin failed.
 	ErrPlugin = errors.New("CNI plugin failed")
 )

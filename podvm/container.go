@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -48,19 +47,6 @@ type ContainerSpec struct {
 	Terminal bool
 	// Which stdio streams to connect.
 	Stdin, Stdout, Stderr bool
-}
-
-// ContainerStats are a container's cgroup counters.
-type ContainerStats struct {
-	Timestamp        time.Time
-	CPUUsage         time.Duration
-	CPUUser          time.Duration
-	CPUSystem        time.Duration
-	MemoryUsage      uint64
-	MemoryWorkingSet uint64
-	MemoryAnon       uint64
-	MemoryFile       uint64
-	PIDs             uint64
 }
 
 // CreateContainer creates a container (runc create). Its init process
@@ -172,24 +158,4 @@ func (v *VM) UpdateContainerResources(ctx context.Context, id string, res *specs
 		return fmt.Errorf("update container %q: %w", id, err)
 	}
 	return nil
-}
-
-// ContainerStats reads a container's cgroup counters in the guest.
-func (v *VM) ContainerStats(ctx context.Context, id string) (ContainerStats, error) {
-	r, err := v.agent.client.ContainerStats(ctx, &agentpb.ContainerStatsRequest{Id: id})
-	if err != nil {
-		return ContainerStats{}, fmt.Errorf("container stats %q: %w", id, err)
-	}
-	usec := func(u uint64) time.Duration { return time.Duration(u) * time.Microsecond }
-	return ContainerStats{
-		Timestamp:        time.Unix(0, r.TimestampUnixNano),
-		CPUUsage:         usec(r.CpuUsageUsec),
-		CPUUser:          usec(r.CpuUserUsec),
-		CPUSystem:        usec(r.CpuSystemUsec),
-		MemoryUsage:      r.MemoryUsageBytes,
-		MemoryWorkingSet: r.MemoryWorkingSetBytes,
-		MemoryAnon:       r.MemoryAnonBytes,
-		MemoryFile:       r.MemoryFileBytes,
-		PIDs:             r.Pids,
-	}, nil
 }

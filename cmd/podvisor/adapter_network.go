@@ -16,7 +16,10 @@ import (
 // networkAdapter serves cri.Network from the CNI network manager.
 type networkAdapter struct{ m *network.Manager }
 
-var _ cri.Network = networkAdapter{}
+var (
+	_ cri.Network            = networkAdapter{}
+	_ cri.NetworkStatsReader = networkAdapter{}
+)
 
 // podNetwork is a pod's network as the VM adapter needs it: the taps for
 // the VMM and the configuration for the guest.
@@ -42,6 +45,8 @@ func networkErr(err error) error {
 		return fmt.Errorf("%w: %w", errdefs.ErrFailedPrecondition, err)
 	case errors.Is(err, network.ErrAlreadyExists):
 		return fmt.Errorf("%w: %w", errdefs.ErrAlreadyExists, err)
+	case errors.Is(err, network.ErrNotFound):
+		return fmt.Errorf("%w: %w", errdefs.ErrNotFound, err)
 	case errors.Is(err, network.ErrPlugin):
 		return fmt.Errorf("%w: %w", errdefs.ErrUnavailable, err)
 	}
@@ -93,4 +98,26 @@ func (a networkAdapter) Status(context.Context) error {
 		return nil
 	}
 	return fmt.Errorf("%s: %s", st.Reason, st.Message)
+}
+
+// NetworkStats reads the counters of the pod's interfaces in its network
+// namespace, on the host: the guest is not trusted to count its traffic.
+func (a networkAdapter) NetworkStats(ctx context.Context, sandboxID string) ([]cri.InterfaceStats, error) {
+	ifs, err := a.m.Stats(ctx, sandboxID)
+	if err != nil {
+		return nil, networkErr(err)
+	}
+	out := make([]cri.InterfaceStats, 0, len(ifs))
+	for _, i := range ifs {
+		out = append(out, criInterfaceStats(i))
+	}
+	return out, nil
+}
+
+func criInterfaceStats(i network.InterfaceStats) cri.InterfaceStats {
+	return cri.InterfaceStats{
+		Name:    i.Name,
+		RxBytes: i.RxBytes, RxPackets: i.RxPackets, RxErrors: i.RxErrors, RxDropped: i.RxDropped,
+		TxBytes: i.TxBytes, TxPackets: i.TxPackets, TxErrors: i.TxErrors, TxDropped: i.TxDropped,
+	}
 }

@@ -315,11 +315,35 @@ func (p *podVM) ContainerStats(ctx context.Context, containerID string) (cri.Con
 	if err != nil {
 		return cri.ContainerStats{}, vmErr(err)
 	}
-	return cri.ContainerStats{
+	return criContainerStats(s, dirBytes(filepath.Join(p.a.upperRoot, containerID, "upper"))), nil
+}
+
+func criContainerStats(s podvm.ContainerStats, writableLayerBytes uint64) cri.ContainerStats {
+	out := cri.ContainerStats{
 		Timestamp: s.Timestamp, CPUUsage: s.CPUUsage, MemoryUsage: s.MemoryUsage,
 		MemoryWorkingSet: s.MemoryWorkingSet, MemoryRSS: s.MemoryAnon, PIDs: s.PIDs,
-		WritableLayerBytes: dirBytes(filepath.Join(p.a.upperRoot, containerID, "upper")),
-	}, nil
+		WritableLayerBytes: writableLayerBytes,
+	}
+	// podvm sets a group only when the agent read all of it, as cri
+	// expects.
+	if c := s.CPU; c != nil {
+		out.CPU = &cri.CPUStats{
+			User: c.User, System: c.System,
+			Periods: c.Periods, ThrottledPeriods: c.ThrottledPeriods, ThrottledTime: c.ThrottledTime,
+		}
+	}
+	if m := s.Memory; m != nil {
+		out.Memory = &cri.MemoryStats{
+			Cache: m.Cache, Kernel: m.Kernel, MappedFile: m.MappedFile, Swap: m.Swap, MaxUsage: m.Peak,
+			LimitHits: m.LimitHits, PageFaults: m.PageFaults, MajorPageFaults: m.MajorPageFaults, OOMEvents: m.OOMKills,
+		}
+	}
+	if ps := s.Processes; ps != nil {
+		out.Processes = &cri.ProcessStats{
+			Threads: ps.Threads, ThreadsMax: ps.ThreadsMax, FileDescriptors: ps.FileDescriptors, Sockets: ps.Sockets,
+		}
+	}
+	return out
 }
 
 // dirBytes sums the sizes of the regular files under dir (the writable
