@@ -15,7 +15,9 @@ import (
 // devices (block, net, console for the agent channel under QEMU, rng so the
 // guest's entropy pool fills quickly), vsock for the Cloud Hypervisor agent
 // channel, virtio-fs for rootfs and volumes, and overlay for container
-// rootfs. Their dependencies are added by [ModuleIndex.Resolve].
+// rootfs, and bridge, so that a privileged container can manage the pod
+// VM's network as it could its own host's. Their dependencies are added by
+// [ModuleIndex.Resolve].
 var DefaultModules = []string{
 	"virtio_pci",
 	"virtio_blk",
@@ -27,6 +29,7 @@ var DefaultModules = []string{
 	"virtiofs",
 	"overlay",
 	"virtio_rng",
+	"bridge",
 }
 
 var (
