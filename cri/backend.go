@@ -73,6 +73,9 @@ type PodVM interface {
 	Stop(ctx context.Context) error
 	// DialPort connects to port on the guest's loopback (port-forward).
 	DialPort(ctx context.Context, port int32) (io.ReadWriteCloser, error)
+	// PodPIDNamespace returns the guest PID of the holder of the pod's
+	// shared PID namespace (started on first use; the same while it runs).
+	PodPIDNamespace(ctx context.Context) (int, error)
 }
 
 // GuestFiles exposes host files to the guest through the pod's shared

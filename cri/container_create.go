@@ -140,7 +140,7 @@ func (s *Service) createContainer(ctx context.Context, id, name string, sb sandb
 	if err != nil {
 		return err
 	}
-	podPID, targetPID, err := s.pidNamespaces(sb.ID, sc.GetNamespaceOptions())
+	podPID, targetPID, err := s.pidNamespaces(ctx, vm, sb.ID, sc.GetNamespaceOptions())
 	if err != nil {
 		return err
 	}
@@ -229,19 +229,20 @@ func (s *Service) shareMounts(ctx context.Context, vm PodVM, id string, ms []*ru
 	return out, nil
 }
 
-// pidNamespaces finds the PID namespace a POD-mode container joins (that of
-// a running container of the pod that uses the pod's namespace) and the
-// target container's for TARGET mode.
-func (s *Service) pidNamespaces(sandboxID string, o *runtime.NamespaceOption) (pod, target string, err error) {
+// pidNamespaces finds the PID namespace a POD-mode container joins (the
+// pod's, held by a process in the guest) and the target container's for
+// TARGET mode.
+func (s *Service) pidNamespaces(ctx context.Context, vm PodVM, sandboxID string, o *runtime.NamespaceOption) (pod, target string, err error) {
 	switch o.GetPid() {
 	case runtime.NamespaceMode_POD:
-		for _, c := range s.containers.List() {
-			if c.Metadata.SandboxID == sandboxID && c.Status.Pid > 0 &&
-				(c.Status.State == container.StateRunning || c.Status.State == container.StateCreated) &&
-				c.Metadata.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtime.NamespaceMode_POD {
-				return fmt.Sprintf("/proc/%d/ns/pid", c.Status.Pid), "", nil
-			}
+		// The pod's namespace belongs to a holder process in the guest,
+		// as to kubelet's pause container elsewhere: no container is its
+		// PID 1, and it outlives each of them.
+		pid, err := vm.PodPIDNamespace(ctx)
+		if err != nil {
+			return "", "", fmt.Errorf("pod PID namespace: %w", err)
 		}
+		return fmt.Sprintf("/proc/%d/ns/pid", pid), "", nil
 	case runtime.NamespaceMode_TARGET:
 		c, err := s.containers.Get(o.GetTargetId())
 		if err != nil || c.Metadata.SandboxID != sandboxID || c.Status.Pid <= 0 {

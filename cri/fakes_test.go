@@ -103,6 +103,9 @@ func (v *fakeVM) Stop(context.Context) error {
 	}
 	return nil
 }
+// PodPIDNamespace returns the same holder PID for the VM's life.
+func (v *fakeVM) PodPIDNamespace(context.Context) (int, error) { return 4242, nil }
+
 func (v *fakeVM) DialPort(context.Context, int32) (io.ReadWriteCloser, error) {
 	return nil, errdefs.ErrUnimplemented
 }

@@ -219,3 +219,36 @@ func checkCRILogFormat(t *testing.T, raw string) {
 		t.Errorf("stderr line missing from the log file")
 	}
 }
+
+// TestSharedPIDNamespace runs two containers in a pod that shares its PID
+// namespace: they see each other's processes, neither is PID 1 (a holder
+// process in the guest is), and one exiting leaves the other running.
+func TestSharedPIDNamespace(t *testing.T) {
+	d := startDaemon(t)
+	d.mustCrictl("pull", imageBusybox)
+	podCfg := d.podJSON("sharedpid", "")
+	pod := d.mustCrictl("runp", podCfg)
+	podPID := `, "security_context": {"namespace_options": {"pid": 0}}`
+	sleeper := d.mustCrictl("create", pod, d.containerJSON("sleeper", 0, imageBusybox, []string{"sleep", "3600"}, podPID), podCfg)
+	d.mustCrictl("start", sleeper)
+	short := d.mustCrictl("create", pod, d.containerJSON("short", 0, imageBusybox, []string{"sh", "-c", "sleep 8"}, podPID), podCfg)
+	d.mustCrictl("start", short)
+
+	if got := d.mustCrictl("exec", sleeper, "cat", "/proc/1/cmdline"); !strings.HasPrefix(got, "podvisor-pause") {
+		t.Errorf("PID 1 of the pod's namespace: %q, want the holder", got)
+	}
+	ps := d.mustCrictl("exec", sleeper, "sh", "-c", `for p in /proc/[0-9]*; do tr '\0' ' ' < $p/cmdline; echo; done`)
+	if !strings.Contains(ps, "sleep 3600") || !strings.Contains(ps, "sleep 8") {
+		t.Errorf("containers do not see each other's processes:\n%s", ps)
+	}
+	waitFor(t, time.Minute, "the short container to exit", func() (bool, string) {
+		s := d.containerStatus(t, short)
+		return s.State == runtime.ContainerState_CONTAINER_EXITED, s.State.String()
+	})
+	if s := d.containerStatus(t, sleeper); s.State != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("the other container after one exited: %s", s.State)
+	}
+	if got := d.mustCrictl("exec", sleeper, "echo", "alive"); got != "alive" {
+		t.Errorf("exec after the other container exited: %q", got)
+	}
+}

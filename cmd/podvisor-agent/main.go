@@ -39,6 +39,11 @@ const (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == agent.PauseArg && os.Getpid() == 1 {
+		// Re-executed by the agent as PID 1 of a pod's shared PID namespace.
+		agent.RunPause()
+		return
+	}
 	if _, reexecuted := os.LookupEnv(initsys.HandoffEnv); !reexecuted {
 		// First line on the console: boot benchmarks time the guest up
 		// to here. Printed once, not again after the switch_root re-exec.

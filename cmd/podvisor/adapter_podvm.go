@@ -237,6 +237,11 @@ func (p *podVM) Stop(ctx context.Context) error {
 	return os.RemoveAll(filepath.Join(p.a.podsDir, p.sandboxID))
 }
 
+func (p *podVM) PodPIDNamespace(ctx context.Context) (int, error) {
+	pid, err := p.vm.PodPIDNamespace(ctx)
+	return pid, vmErr(err)
+}
+
 func (p *podVM) DialPort(ctx context.Context, port int32) (io.ReadWriteCloser, error) {
 	c, err := p.vm.DialPort(ctx, port)
 	return c, vmErr(err)

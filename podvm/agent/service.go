@@ -55,6 +55,10 @@ type Service struct {
 
 	shuttingDown atomic.Bool
 	shutdownOnce sync.Once
+
+	// pidns is the holder of the pod's shared PID namespace, once started.
+	pidnsMu sync.Mutex
+	pidns   *podPIDNS
 }
 
 var _ agentpb.AgentServer = (*Service)(nil)

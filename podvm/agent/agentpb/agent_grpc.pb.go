@@ -42,6 +42,7 @@ const (
 	Agent_ContainerStats_FullMethodName           = "/podvisor.agent.v1.Agent/ContainerStats"
 	Agent_ListContainers_FullMethodName           = "/podvisor.agent.v1.Agent/ListContainers"
 	Agent_ConfigureNetwork_FullMethodName         = "/podvisor.agent.v1.Agent/ConfigureNetwork"
+	Agent_PodPIDNamespace_FullMethodName          = "/podvisor.agent.v1.Agent/PodPIDNamespace"
 )
 
 // AgentClient is the client API for Agent service.
@@ -99,6 +100,11 @@ type AgentClient interface {
 	// hostname and sysctls, and writes the files containers bind-mount from
 	// /run/podvisor/net.
 	ConfigureNetwork(ctx context.Context, in *NetworkConfig, opts ...grpc.CallOption) (*Empty, error)
+	// PodPIDNamespace returns the PID of the holder of the pod's shared PID
+	// namespace, starting it on first use: a pause process that is PID 1 of
+	// a new namespace, which containers of a pod sharing its PID namespace
+	// join, so none of them is PID 1 and the namespace outlives each.
+	PodPIDNamespace(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*PodPIDNamespaceResponse, error)
 }
 
 type agentClient struct {
@@ -289,6 +295,16 @@ func (c *agentClient) ConfigureNetwork(ctx context.Context, in *NetworkConfig, o
 	return out, nil
 }
 
+func (c *agentClient) PodPIDNamespace(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*PodPIDNamespaceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PodPIDNamespaceResponse)
+	err := c.cc.Invoke(ctx, Agent_PodPIDNamespace_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServer is the server API for Agent service.
 // All implementations must embed UnimplementedAgentServer
 // for forward compatibility.
@@ -344,6 +360,11 @@ type AgentServer interface {
 	// hostname and sysctls, and writes the files containers bind-mount from
 	// /run/podvisor/net.
 	ConfigureNetwork(context.Context, *NetworkConfig) (*Empty, error)
+	// PodPIDNamespace returns the PID of the holder of the pod's shared PID
+	// namespace, starting it on first use: a pause process that is PID 1 of
+	// a new namespace, which containers of a pod sharing its PID namespace
+	// join, so none of them is PID 1 and the namespace outlives each.
+	PodPIDNamespace(context.Context, *Empty) (*PodPIDNamespaceResponse, error)
 	mustEmbedUnimplementedAgentServer()
 }
 
@@ -407,6 +428,9 @@ func (UnimplementedAgentServer) ListContainers(context.Context, *Empty) (*ListCo
 }
 func (UnimplementedAgentServer) ConfigureNetwork(context.Context, *NetworkConfig) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ConfigureNetwork not implemented")
+}
+func (UnimplementedAgentServer) PodPIDNamespace(context.Context, *Empty) (*PodPIDNamespaceResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PodPIDNamespace not implemented")
 }
 func (UnimplementedAgentServer) mustEmbedUnimplementedAgentServer() {}
 func (UnimplementedAgentServer) testEmbeddedByValue()               {}
@@ -753,6 +777,24 @@ func _Agent_ConfigureNetwork_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Agent_PodPIDNamespace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).PodPIDNamespace(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_PodPIDNamespace_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).PodPIDNamespace(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Agent_ServiceDesc is the grpc.ServiceDesc for Agent service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -831,6 +873,10 @@ var Agent_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ConfigureNetwork",
 			Handler:    _Agent_ConfigureNetwork_Handler,
+		},
+		{
+			MethodName: "PodPIDNamespace",
+			Handler:    _Agent_PodPIDNamespace_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
