@@ -87,7 +87,8 @@ type GuestFiles interface {
 	// ShareHostPath exposes a host file or directory (a CRI mount's
 	// host_path, symlinks already resolved) to a container and returns its
 	// guest path.
-	ShareHostPath(ctx context.Context, containerID, hostPath string, readOnly bool) (guestPath string, err error)
+	// readOnly applies to the top mount, recursive to every mount below.
+	ShareHostPath(ctx context.Context, containerID, hostPath string, readOnly, recursive bool) (guestPath string, err error)
 	// ReleaseContainerFiles removes the container's rootfs and shares;
 	// idempotent.
 	ReleaseContainerFiles(ctx context.Context, containerID string) error

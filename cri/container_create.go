@@ -217,7 +217,7 @@ func (s *Service) shareMounts(ctx context.Context, vm PodVM, id string, ms []*ru
 		if err != nil {
 			return nil, fmt.Errorf("mounts[%d].host_path %q: %w: %w", i, m.HostPath, err, errdefs.ErrInvalidArgument)
 		}
-		guest, err := vm.ShareHostPath(ctx, id, host, m.Readonly)
+		guest, err := vm.ShareHostPath(ctx, id, host, m.Readonly, m.RecursiveReadOnly)
 		if err != nil {
 			return nil, fmt.Errorf("mounts[%d]: share %q with the pod VM: %w", i, host, err)
 		}

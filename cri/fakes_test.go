@@ -112,7 +112,7 @@ func (v *fakeVM) DialPort(context.Context, int32) (io.ReadWriteCloser, error) {
 func (v *fakeVM) PrepareRootfs(_ context.Context, id string, layers []string, _ bool) (string, error) {
 	return "/run/podvisor/shared/containers/" + id + "/rootfs", nil
 }
-func (v *fakeVM) ShareHostPath(_ context.Context, id, host string, _ bool) (string, error) {
+func (v *fakeVM) ShareHostPath(_ context.Context, id, host string, _, _ bool) (string, error) {
 	return filepath.Join("/run/podvisor/shared/mounts", id, host), nil
 }
 func (v *fakeVM) ReleaseContainerFiles(_ context.Context, id string) error {

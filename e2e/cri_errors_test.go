@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,36 @@ func TestCRIErrors(t *testing.T) {
 		if _, err := d.rt.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: run.PodSandboxId}); err != nil {
 			t.Errorf("repeated RemovePodSandbox: %v", err)
 		}
+	}
+}
+
+// TestReadonlyMountHoldsAgainstGuestRoot gives a privileged container a
+// read-only host directory: even root in the guest, remounting it
+// read-write, cannot write to the host.
+func TestReadonlyMountHoldsAgainstGuestRoot(t *testing.T) {
+	d := startDaemon(t)
+	d.mustCrictl("pull", imageBusybox)
+	host := d.dir + "/ro-volume"
+	if err := os.Mkdir(host, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	podCfg := d.writeJSON("pod-rovolume.json", `{
+  "metadata": {"name": "rovolume", "namespace": "e2e", "uid": "uid-rovolume"},
+  "linux": {"security_context": {"privileged": true}}
+}`)
+	pod := d.mustCrictl("runp", podCfg)
+	ctrCfg := d.writeJSON("ctr-writer.json", `{
+  "metadata": {"name": "writer"},
+  "image": {"image": "`+imageBusybox+`"},
+  "args": ["sleep", "3600"],
+  "mounts": [{"host_path": "`+host+`", "container_path": "/data", "readonly": true}],
+  "linux": {"security_context": {"privileged": true}}
+}`)
+	ctr := d.mustCrictl("create", pod, ctrCfg, podCfg)
+	d.mustCrictl("start", ctr)
+	out, _ := d.crictl("exec", ctr, "sh", "-c", "touch /data/plain; mount -o remount,rw /data; touch /data/remounted; mount -o remount,rw,bind /data; touch /data/rebound; ls /data")
+	entries, _ := os.ReadDir(host)
+	if len(entries) != 0 {
+		t.Errorf("a read-only host directory was written from the guest: %v (container saw %q)", entries, out)
 	}
 }

@@ -37,7 +37,7 @@ func (v *VM) PrepareRootfs(ctx context.Context, containerID string, lowerDirs []
 // directory and returns the guest path to use as an OCI bind-mount source.
 // A read-only share is read-only on the host side too, so a guest cannot
 // write through it whatever its OCI spec says.
-func (v *VM) ShareHostPath(containerID, name, hostPath string, readOnly bool) (string, error) {
+func (v *VM) ShareHostPath(containerID, name, hostPath string, readOnly, recursive bool) (string, error) {
 	switch {
 	case v.sharedDir == "":
 		return "", fmt.Errorf("%w: VM %s has no shared directory", ErrInvalidContainer, v.id)
@@ -68,17 +68,9 @@ func (v *VM) ShareHostPath(containerID, name, hostPath string, readOnly bool) (s
 	if err != nil {
 		return "", fmt.Errorf("create mount point %s: %w", target, err)
 	}
-	if err := unix.Mount(hostPath, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := bindTree(hostPath, target, readOnly, recursive); err != nil {
 		os.Remove(target)
-		return "", fmt.Errorf("bind %s: %w", hostPath, err)
-	}
-	if readOnly {
-		flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY)
-		if err := unix.Mount("", target, "", flags, ""); err != nil {
-			unmount(target)
-			os.Remove(target)
-			return "", fmt.Errorf("make %s read-only: %w", target, err)
-		}
+		return "", err
 	}
 	return path.Join(GuestContainersDir, containerID, "mounts", name), nil
 }
@@ -161,4 +153,32 @@ func unescapeMountinfo(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// bindTree binds hostPath and the mounts below it at target, read-only
+// (only the top mount, or every mount when recursive) from the moment it
+// appears there. A bind remounted read-only afterwards is not enough: the
+// copy of the mount that propagation already gave virtiofsd's namespace
+// would stay writable, and a guest root that remounts its side read-write
+// would write to the host. So the tree is cloned detached, made read-only,
+// then moved into place.
+func bindTree(hostPath, target string, readOnly, recursive bool) error {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, hostPath, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return fmt.Errorf("clone mount tree of %s: %w", hostPath, err)
+	}
+	defer unix.Close(fd)
+	if readOnly {
+		flags := unix.AT_EMPTY_PATH
+		if recursive {
+			flags |= unix.AT_RECURSIVE
+		}
+		if err := unix.MountSetattr(fd, "", uint(flags), &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+			return fmt.Errorf("make %s read-only: %w", hostPath, err)
+		}
+	}
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("bind %s at %s: %w", hostPath, target, err)
+	}
+	return nil
 }

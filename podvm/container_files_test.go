@@ -1,6 +1,8 @@
 package podvm
 
 import (
+	"golang.org/x/sys/unix"
+
 	"os"
 	"path/filepath"
 	"testing"
@@ -39,14 +41,14 @@ func TestShareAndReleaseHostPaths(t *testing.T) {
 	os.WriteFile(hostFile, []byte("127.0.0.1 localhost\n"), 0o644)
 
 	v := &VM{id: "pod", sharedDir: shared}
-	g, err := v.ShareHostPath("c1", "vol", vol, false)
+	g, err := v.ShareHostPath("c1", "vol", vol, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if g != GuestContainersDir+"/c1/mounts/vol" {
 		t.Fatalf("guest path %q", g)
 	}
-	if _, err := v.ShareHostPath("c1", "hosts", hostFile, true); err != nil {
+	if _, err := v.ShareHostPath("c1", "hosts", hostFile, true, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(shared, "containers/c1/mounts/hosts"), []byte("x"), 0o644); err == nil {
@@ -58,7 +60,7 @@ func TestShareAndReleaseHostPaths(t *testing.T) {
 	for _, bad := range []struct{ id, name, path string }{
 		{"../c", "v", vol}, {"c1", "../x", vol}, {"c1", "v2", "relative"}, {"c1", "v3", filepath.Join(root, "missing")},
 	} {
-		if _, err := v.ShareHostPath(bad.id, bad.name, bad.path, false); err == nil {
+		if _, err := v.ShareHostPath(bad.id, bad.name, bad.path, false, false); err == nil {
 			t.Errorf("ShareHostPath(%q, %q, %q) succeeded", bad.id, bad.name, bad.path)
 		}
 	}
@@ -77,5 +79,50 @@ func TestShareAndReleaseHostPaths(t *testing.T) {
 	}
 	if err := v.ReleaseContainerFiles("c1", upper); err != nil {
 		t.Fatalf("second release: %v", err)
+	}
+}
+
+// TestReadOnlyShareModes checks that a read-only share is read-only on the
+// top mount only, or on every mount below it too when recursive. (That
+// virtiofsd's copy is read-only too is checked with a real VM by e2e
+// TestReadonlyMountHoldsAgainstGuestRoot.)
+func TestReadOnlyShareModes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	for _, tc := range []struct {
+		name                string
+		recursive, subWrite bool
+	}{
+		{"top only", false, true},
+		{"recursive", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			shared, vol := filepath.Join(root, "shared"), filepath.Join(root, "volume")
+			sub := filepath.Join(vol, "tmpfs")
+			for _, d := range []string{shared, vol, sub} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := unix.Mount("none", sub, "tmpfs", 0, ""); err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Unmount(sub, unix.MNT_DETACH)
+			v := &VM{id: "pod", sharedDir: shared}
+			if _, err := v.ShareHostPath("c1", "vol", vol, true, tc.recursive); err != nil {
+				t.Fatal(err)
+			}
+			defer v.ReleaseContainerFiles("c1", filepath.Join(root, "upper"))
+			through := filepath.Join(shared, "containers/c1/mounts/vol")
+			if err := os.WriteFile(filepath.Join(through, "top"), nil, 0o644); err == nil {
+				t.Error("wrote to the top of a read-only share")
+			}
+			err := os.WriteFile(filepath.Join(through, "tmpfs", "below"), nil, 0o644)
+			if (err == nil) != tc.subWrite {
+				t.Errorf("write below the top: %v, want success %v", err, tc.subWrite)
+			}
+		})
 	}
 }

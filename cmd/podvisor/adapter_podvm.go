@@ -258,10 +258,10 @@ func (p *podVM) PrepareRootfs(ctx context.Context, containerID string, layerDirs
 	return g, vmErr(err)
 }
 
-func (p *podVM) ShareHostPath(_ context.Context, containerID, hostPath string, readOnly bool) (string, error) {
+func (p *podVM) ShareHostPath(_ context.Context, containerID, hostPath string, readOnly, recursive bool) (string, error) {
 	var b [8]byte
 	rand.Read(b[:])
-	g, err := p.vm.ShareHostPath(containerID, "m-"+hex.EncodeToString(b[:]), hostPath, readOnly)
+	g, err := p.vm.ShareHostPath(containerID, "m-"+hex.EncodeToString(b[:]), hostPath, readOnly, recursive)
 	return g, vmErr(err)
 }
 
