@@ -252,3 +252,27 @@ func TestSharedPIDNamespace(t *testing.T) {
 		t.Errorf("exec after the other container exited: %q", got)
 	}
 }
+
+// TestOOMKilledReason runs a container past its memory limit: it ends
+// with exit code 137 and reason OOMKilled, as kubelet expects.
+func TestOOMKilledReason(t *testing.T) {
+	d := startDaemon(t)
+	d.mustCrictl("pull", imageBusybox)
+	podCfg := d.podJSON("oom", "")
+	pod := d.mustCrictl("runp", podCfg)
+	ctrCfg := d.writeJSON("ctr-oom.json", `{
+  "metadata": {"name": "hog"},
+  "image": {"image": "`+imageBusybox+`"},
+  "args": ["tail", "/dev/zero"],
+  "linux": {"resources": {"memory_limit_in_bytes": 33554432}}
+}`)
+	ctr := d.mustCrictl("create", pod, ctrCfg, podCfg)
+	d.mustCrictl("start", ctr)
+	waitFor(t, 2*time.Minute, "the container to be OOM-killed", func() (bool, string) {
+		s := d.containerStatus(t, ctr)
+		return s.State == runtime.ContainerState_CONTAINER_EXITED, s.State.String()
+	})
+	if s := d.containerStatus(t, ctr); s.ExitCode != 137 || s.Reason != "OOMKilled" {
+		t.Errorf("OOM-killed container: exit code %d, reason %q", s.ExitCode, s.Reason)
+	}
+}

@@ -50,6 +50,8 @@ type ExitStatus struct {
 	Signal   syscall.Signal
 	Started  time.Time
 	Finished time.Time
+	// OOMKilled: a container's init whose cgroup saw an OOM kill.
+	OOMKilled bool
 }
 
 // Start runs spec in the guest. The stdio streams are opened before the
@@ -106,10 +108,11 @@ func (p *Process) Wait(ctx context.Context) (ExitStatus, error) {
 		return ExitStatus{}, fmt.Errorf("wait process %q: %w", p.id, err)
 	}
 	return ExitStatus{
-		Code:     int(resp.ExitCode),
-		Signal:   syscall.Signal(resp.Signal),
-		Started:  time.Unix(0, resp.StartedUnixNano),
-		Finished: time.Unix(0, resp.ExitedUnixNano),
+		Code:      int(resp.ExitCode),
+		Signal:    syscall.Signal(resp.Signal),
+		Started:   time.Unix(0, resp.StartedUnixNano),
+		Finished:  time.Unix(0, resp.ExitedUnixNano),
+		OOMKilled: resp.OomKilled,
 	}, nil
 }
 

@@ -397,7 +397,7 @@ func (p process) Wait(ctx context.Context) (cri.ExitStatus, error) {
 	if err != nil {
 		return cri.ExitStatus{}, vmErr(err)
 	}
-	return cri.ExitStatus{Code: st.Code, Signal: st.Signal, Started: st.Started, Finished: st.Finished}, nil
+	return cri.ExitStatus{Code: st.Code, Signal: st.Signal, Started: st.Started, Finished: st.Finished, OOMKill: st.OOMKilled}, nil
 }
 
 func (p process) Signal(ctx context.Context, sig syscall.Signal) error {

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/podvisor/podvisor/podvm/agent/agentpb"
 )
@@ -28,5 +29,17 @@ func (s *Service) WaitProcess(ctx context.Context, req *agentpb.WaitProcessReque
 		Signal:          int32(e.Signal()),
 		StartedUnixNano: p.started.UnixNano(),
 		ExitedUnixNano:  e.Time.UnixNano(),
+		OomKilled:       s.oomKilled(p.id),
 	}, nil
+}
+
+// oomKilled reports whether id is a container whose cgroup saw an OOM
+// kill. The cgroup outlives the init process until DeleteContainer.
+func (s *Service) oomKilled(id string) bool {
+	c, err := s.containers.get(id)
+	if err != nil || c.cgroup == "" {
+		return false
+	}
+	events, err := readKeyedFile(filepath.Join(s.cfg.Containers.CgroupRoot, c.cgroup, "memory.events"))
+	return err == nil && events["oom_kill"] > 0
 }
