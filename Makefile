@@ -2,7 +2,9 @@
 #
 #   make run    install dependencies, build, and start the daemon
 #   make test   install dependencies, build, run unit and end-to-end tests
+#               and CRI conformance (critest)
 #   make bench  run the benchmarks and print their tables
+#   make conformance  critest alone (see docs/conformance.md)
 
 SHELL := /bin/bash
 GO ?= /usr/local/go/bin/go
@@ -51,6 +53,7 @@ build:
 
 include podvm/guest/guest.mk
 include network/cni.mk
+include e2e/critest/conformance.mk
 
 unit:
 	$(GO) vet ./...
@@ -67,10 +70,11 @@ E2E_PKGS := ./e2e/... ./podvm/... ./hypervisor/... ./network/...
 e2e: deps build guest cni-plugins $(CRICTL)
 	$(E2E_ENV) $(GO) test -tags e2e -count=1 -p 1 -timeout 40m -v $(E2E_PKGS)
 
-test: deps build guest unit e2e
+test: deps build guest unit e2e conformance
 
 bench: deps build guest cni-plugins $(CRICTL)
 	$(E2E_ENV) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -timeout 60m ./e2e/...
+	$(MAKE) conformance-bench
 
 run: deps build guest cni-plugins cni-default-config
 	$(BIN)/podvisor --guest-dir $(CURDIR)/$(GUEST)
