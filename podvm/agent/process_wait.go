@@ -24,11 +24,17 @@ func (s *Service) WaitProcess(ctx context.Context, req *agentpb.WaitProcessReque
 		return nil, toStatus(fmt.Errorf("wait process %q: %w", p.id, ctx.Err()))
 	}
 	e, _ := p.exitStatus()
+	exited := e.Time
+	if exited.Before(p.started) {
+		// The start and exit times are read on different goroutines; a
+		// process cannot end before it began.
+		exited = p.started
+	}
 	return &agentpb.WaitProcessResponse{
 		ExitCode:        int32(e.ExitCode()),
 		Signal:          int32(e.Signal()),
 		StartedUnixNano: p.started.UnixNano(),
-		ExitedUnixNano:  e.Time.UnixNano(),
+		ExitedUnixNano:  exited.UnixNano(),
 		OomKilled:       s.oomKilled(p.id),
 	}, nil
 }

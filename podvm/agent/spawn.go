@@ -27,6 +27,9 @@ func (s *Service) spawn(p *process, path string, req *agentpb.StartProcessReques
 	if attr.Env == nil {
 		attr.Env = []string{} // nil would mean the agent's own environment
 	}
+	// Read before the fork: the reaper may record the exit of a short
+	// process before ForkExec has even returned here.
+	started := time.Now()
 	pid, exitCh, err := s.cfg.Reaper.Start(func() (int, error) {
 		return syscall.ForkExec(path, req.GetArgs(), attr)
 	})
@@ -37,7 +40,7 @@ func (s *Service) spawn(p *process, path string, req *agentpb.StartProcessReques
 		return execError(path, cwd, err)
 	}
 	p.pid = pid
-	p.started = time.Now()
+	p.started = started
 	p.follow(pio, exitCh)
 	return nil
 }
