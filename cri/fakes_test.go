@@ -103,6 +103,7 @@ func (v *fakeVM) Stop(context.Context) error {
 	}
 	return nil
 }
+
 // PodPIDNamespace returns the same holder PID for the VM's life.
 func (v *fakeVM) PodPIDNamespace(context.Context) (int, error) { return 4242, nil }
 
