@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podvisor/podvisor/e2e/hoststate"
 	"github.com/podvisor/podvisor/podvm"
 )
 
@@ -104,7 +105,7 @@ func bareQEMUToInit(b *testing.B) (time.Duration, error) {
 // stateDir.
 func vmRSS(stateDir string) int64 {
 	var total int64
-	for _, pid := range processesMentioning(stateDir) {
+	for _, pid := range hoststate.ProcessesMentioning(stateDir) {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 		if err != nil {
 			continue

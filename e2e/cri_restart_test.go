@@ -13,6 +13,8 @@ import (
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/podvisor/podvisor/e2e/hoststate"
 )
 
 // TestDaemonRestartKeepsPods restarts the daemon while pods run: a running
@@ -41,7 +43,7 @@ func TestDaemonRestartKeepsPods(t *testing.T) {
 	d.stop()
 	// While the daemon is down: the ticker keeps writing, and the other
 	// pod's VM dies.
-	pids := processesMentioning(d.state + "-vms/" + lost[:16])
+	pids := hoststate.ProcessesMentioning(d.state + "-vms/" + lost[:16])
 	if len(pids) == 0 {
 		t.Fatalf("no VMM process found for pod %s", lost)
 	}
@@ -129,7 +131,7 @@ func TestDaemonCrashDuringBoot(t *testing.T) {
 	go d.crictl("runp", cfg)
 	// Wait until the VMM runs, then crash mid-boot.
 	waitFor(t, time.Minute, "a VMM for the booting pod", func() (bool, string) {
-		return len(processesMentioning(d.state+"-vms/")) > 0, ""
+		return len(hoststate.ProcessesMentioning(d.state+"-vms/")) > 0, ""
 	})
 	time.Sleep(time.Second)
 	d.crash()
@@ -137,7 +139,7 @@ func TestDaemonCrashDuringBoot(t *testing.T) {
 	waitFor(t, time.Minute, "the half-built pod to be removed", func() (bool, string) {
 		vms, _ := os.ReadDir(d.state + "-vms")
 		netns, _ := os.ReadDir(filepath.Join(d.state, "network", "netns"))
-		left := processesMentioning(d.state + "-vms/")
+		left := hoststate.ProcessesMentioning(d.state + "-vms/")
 		return len(vms) == 0 && len(netns) == 0 && len(left) == 0, fmt.Sprintf("vm dirs %d, netns %d, processes %v", len(vms), len(netns), left)
 	})
 	if out := d.mustCrictl("pods", "-q"); out != "" {

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/podvisor/podvisor/e2e/hoststate"
 	"github.com/podvisor/podvisor/e2e/testimage"
 )
 
@@ -318,7 +319,7 @@ func (d *daemon) cleanup() {
 	}
 	d.checkNothingLeft()
 	if os.Getenv("PODVISOR_E2E_KEEP") == "" {
-		removeAllMounts(d.dir)
+		hoststate.UnmountAll(d.dir)
 		if err := os.RemoveAll(d.dir); err != nil {
 			t.Errorf("remove %s: %v", d.dir, err)
 		}
@@ -329,7 +330,7 @@ func (d *daemon) cleanup() {
 // the host.
 func (d *daemon) checkNothingLeft() {
 	t := d.t
-	if pids := processesMentioning(d.dir); len(pids) > 0 {
+	if pids := hoststate.ProcessesMentioning(d.dir); len(pids) > 0 {
 		t.Errorf("processes left behind: %v", pids)
 		for _, pid := range pids {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -347,30 +348,8 @@ func (d *daemon) checkNothingLeft() {
 			t.Errorf("IP reservation left in host-local's store: %s", n)
 		}
 	}
-	if mounts := mountsUnder(d.dir); len(mounts) > 0 {
+	if mounts := hoststate.MountsUnder(d.dir); len(mounts) > 0 {
 		t.Errorf("mounts left behind: %v", mounts)
-	}
-}
-
-// mountsUnder lists mount points at or below dir.
-func mountsUnder(dir string) []string {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			out = append(out, f[4])
-		}
-	}
-	return out
-}
-
-// removeAllMounts lazily unmounts what a failed test left below dir, deepest
-// first, so that RemoveAll cannot reach into a mounted file system.
-func removeAllMounts(dir string) {
-	m := mountsUnder(dir)
-	for i := len(m) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(m[i], syscall.MNT_DETACH)
 	}
 }
 

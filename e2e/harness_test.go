@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/podvisor/podvisor/e2e/hostnet"
+	"github.com/podvisor/podvisor/e2e/hoststate"
 	"github.com/podvisor/podvisor/hypervisor/vmmselect"
 	"github.com/podvisor/podvisor/podvm"
 )
@@ -203,26 +204,9 @@ func (e *env) checkNothingLeft() {
 		}
 		e.t.Errorf("left behind in state dir: %s", ent.Name())
 	}
-	if pids := processesMentioning(e.stateDir); len(pids) > 0 {
+	if pids := hoststate.ProcessesMentioning(e.stateDir); len(pids) > 0 {
 		e.t.Errorf("processes left behind: %v", pids)
 	}
-}
-
-// processesMentioning lists the PIDs whose command line contains s.
-func processesMentioning(s string) []int {
-	var pids []int
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), s) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {

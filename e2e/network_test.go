@@ -25,6 +25,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podvisor/podvisor/e2e/hostnet"
+	"github.com/podvisor/podvisor/e2e/hoststate"
 )
 
 // The network tests run the daemon on a bridge and subnets of their own
@@ -351,7 +352,7 @@ func assertNetworkGone(t testing.TB, d *daemon, tr podTrace) {
 	if _, err := os.Lstat(tr.netns); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pod %s: netns file still there: %v", tr.id, err)
 	}
-	if m := mountsUnder(tr.netns); len(m) > 0 {
+	if m := hoststate.MountsUnder(tr.netns); len(m) > 0 {
 		t.Errorf("pod %s: netns still mounted: %v", tr.id, m)
 	}
 	// Nothing holds the namespace, so the kernel has freed it with the
@@ -739,7 +740,7 @@ func assertNothingAfterFailedRun(t testing.TB, d *daemon, id string) {
 	if len(rules) > 0 {
 		t.Errorf("iptables rules left:\n%s", strings.Join(rules, "\n"))
 	}
-	for _, pid := range processesMentioning(d.dir + "/") {
+	for _, pid := range hoststate.ProcessesMentioning(d.dir + "/") {
 		if d.cmd == nil || pid != d.cmd.Process.Pid {
 			t.Errorf("process %d of the daemon's pods running", pid)
 		}

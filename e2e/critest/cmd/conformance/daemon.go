@@ -16,6 +16,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podvisor/podvisor/e2e/critest/images"
+	"github.com/podvisor/podvisor/e2e/hoststate"
 	"github.com/podvisor/podvisor/network"
 )
 
@@ -247,7 +248,7 @@ func (d *daemon) teardown(before hostState) []string {
 		fmt.Printf("kept %s\n", d.dir)
 		return leftovers
 	}
-	removeAllMounts(d.dir)
+	hoststate.UnmountAll(d.dir)
 	if err := os.RemoveAll(d.dir); err != nil {
 		leftovers = append(leftovers, fmt.Sprintf("remove %s: %v", d.dir, err))
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/podvisor/podvisor/e2e/hoststate"
 	"github.com/podvisor/podvisor/network"
 )
 
@@ -73,7 +74,7 @@ func snapshotHost() hostState {
 // uses them any more.
 func (d *daemon) checkHost(before hostState) []string {
 	var out []string
-	for _, pid := range processesMentioning(d.dir) {
+	for _, pid := range hoststate.ProcessesMentioning(d.dir) {
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
 		out = append(out, fmt.Sprintf("process %d: %s (killed)", pid, strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " ")))
 		_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -84,7 +85,7 @@ func (d *daemon) checkHost(before hostState) []string {
 			out = append(out, fmt.Sprintf("left in %s: %s", sub, e.Name()))
 		}
 	}
-	for _, m := range mountsUnder(d.dir) {
+	for _, m := range hoststate.MountsUnder(d.dir) {
 		out = append(out, "mount "+m)
 	}
 	ours := d.sandboxIDs()
@@ -240,43 +241,4 @@ func jumpTarget(fields []string) string {
 // plugins share among all pods (and leave after the last one).
 func isPodChain(c string) bool {
 	return strings.HasPrefix(c, "CNI-") && !strings.HasPrefix(c, "CNI-HOSTPORT-") && c != "CNI-FORWARD" && c != "CNI-ADMIN"
-}
-
-// processesMentioning lists the PIDs whose command line contains s.
-func processesMentioning(s string) []int {
-	var pids []int
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), s) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// mountsUnder lists mount points at or below dir.
-func mountsUnder(dir string) []string {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			out = append(out, f[4])
-		}
-	}
-	return out
-}
-
-// removeAllMounts lazily unmounts what is left below dir, deepest first, so
-// that RemoveAll cannot reach into a mounted file system.
-func removeAllMounts(dir string) {
-	m := mountsUnder(dir)
-	for i := len(m) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(m[i], syscall.MNT_DETACH)
-	}
 }
