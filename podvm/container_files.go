@@ -89,23 +89,29 @@ func (v *VM) ReleaseContainerFiles(containerID, upperRoot string) error {
 		return nil
 	}
 	ctrDir := filepath.Join(v.sharedDir, "containers", containerID)
-	mounts, err := mountsUnder(ctrDir)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, m := range mounts { // deepest first
-		errs = append(errs, unmount(m))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := UnmountBelow(ctrDir); err != nil {
 		return err
 	}
 	if left, err := mountsUnder(ctrDir); err != nil || len(left) > 0 {
 		return fmt.Errorf("container %s: mounts remain under %s: %v %v", containerID, ctrDir, left, err)
 	}
-	errs = append(errs, os.RemoveAll(ctrDir))
+	errs := []error{os.RemoveAll(ctrDir)}
 	if upperRoot != "" {
 		errs = append(errs, os.RemoveAll(filepath.Join(upperRoot, containerID)))
+	}
+	return errors.Join(errs...)
+}
+
+// UnmountBelow unmounts every mount at or below dir, deepest first. It
+// reads the mount table, so it also finds what an earlier daemon mounted.
+func UnmountBelow(dir string) error {
+	mounts, err := mountsUnder(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, m := range mounts {
+		errs = append(errs, unmount(m))
 	}
 	return errors.Join(errs...)
 }

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -184,29 +183,7 @@ func (a *vmAdapter) RemoveOthers(ctx context.Context, keep []string) error {
 		}
 		dir := filepath.Join(a.podsDir, p.Name())
 		klog.InfoS("Removing a pod directory no sandbox owns", "dir", dir)
-		errs = append(errs, unmountBelow(dir), os.RemoveAll(dir))
-	}
-	return errors.Join(errs...)
-}
-
-// unmountBelow detaches every mount at or below dir, deepest first.
-func unmountBelow(dir string) error {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return err
-	}
-	var targets []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			targets = append(targets, f[4])
-		}
-	}
-	var errs []error
-	for i := len(targets) - 1; i >= 0; i-- {
-		if err := syscall.Unmount(targets[i], syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", targets[i], err))
-		}
+		errs = append(errs, podvm.UnmountBelow(dir), os.RemoveAll(dir))
 	}
 	return errors.Join(errs...)
 }
