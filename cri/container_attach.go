@@ -9,11 +9,8 @@ import (
 
 // Attach returns the streaming URL for attaching to a container.
 func (s *Service) Attach(_ context.Context, r *runtime.AttachRequest) (*runtime.AttachResponse, error) {
-	if r.Tty && r.Stderr {
-		return nil, invalid("stderr", "cannot be requested with tty")
-	}
-	if !r.Stdin && !r.Stdout && !r.Stderr {
-		return nil, invalid("stdin", "one of stdin, stdout and stderr must be requested")
+	if err := validateStreams(r.Tty, r.Stdin, r.Stdout, r.Stderr); err != nil {
+		return nil, err
 	}
 	c, err := s.runningContainer(r.ContainerId)
 	if err != nil {

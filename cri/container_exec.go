@@ -15,11 +15,8 @@ func (s *Service) Exec(_ context.Context, r *runtime.ExecRequest) (*runtime.Exec
 	if len(r.Cmd) == 0 {
 		return nil, invalid("cmd", "is empty")
 	}
-	if r.Tty && r.Stderr {
-		return nil, invalid("stderr", "cannot be requested with tty")
-	}
-	if !r.Stdin && !r.Stdout && !r.Stderr {
-		return nil, invalid("stdin", "one of stdin, stdout and stderr must be requested")
+	if err := validateStreams(r.Tty, r.Stdin, r.Stdout, r.Stderr); err != nil {
+		return nil, err
 	}
 	c, err := s.runningContainer(r.ContainerId)
 	if err != nil {
@@ -52,4 +49,16 @@ func (s *Service) streams() (StreamServer, error) {
 		return nil, fmt.Errorf("streaming server: %w", errdefs.ErrUnavailable)
 	}
 	return s.b.Streams, nil
+}
+
+// validateStreams checks the streams an exec or attach asks for, as
+// kubelet's streaming server would: at least one, and no stderr with a tty.
+func validateStreams(tty, stdin, stdout, stderr bool) error {
+	if tty && stderr {
+		return invalid("stderr", "cannot be requested with tty")
+	}
+	if !stdin && !stdout && !stderr {
+		return invalid("stdin", "one of stdin, stdout and stderr must be requested")
+	}
+	return nil
 }
