@@ -25,13 +25,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// File is one entry of a layer. Exactly one of Data, Link or Dir applies;
-// a regular file is the default.
+// File is one entry of a layer. Exactly one of Data, Link, HardLink or Dir
+// applies; a regular file is the default.
 type File struct {
 	Path     string // relative, slash-separated
-	Mode     int64  // permission bits; 0 means 0755 for dirs, 0644 for files
+	Mode     int64  // permission and setuid bits; 0 means 0755 for dirs, 0644 for files
 	Data     []byte
 	Link     string // symlink target
+	HardLink string // path of a regular file of the same layer
 	Dir      bool
 	UID, GID int
 }
@@ -47,23 +48,46 @@ type Config struct {
 	User            string
 	ExposedPorts    []string // "80/tcp"
 	Labels          map[string]string
+	StopSignal      string
 }
+
+// defaultPath is set in every image whose Env has no PATH.
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // Build assembles a linux/amd64 image from layers, lowest first.
 func Build(cfg Config, layers ...Layer) (v1.Image, error) {
-	img := empty.Image
+	compiled := make([]v1.Layer, len(layers))
 	for i, l := range layers {
-		data, err := l.tar()
-		if err != nil {
+		var err error
+		if compiled[i], err = l.Compile(); err != nil {
 			return nil, fmt.Errorf("layer %d: %w", i, err)
 		}
-		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-			return io.NopCloser(bytes.NewReader(data)), nil
-		})
+	}
+	return BuildFrom(cfg, compiled...)
+}
+
+// Compile turns the layer into an image layer, so that one tarball can
+// serve several images.
+func (l Layer) Compile() (v1.Layer, error) {
+	data, err := l.tar()
+	if err != nil {
+		return nil, err
+	}
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	})
+}
+
+// BuildFrom assembles a linux/amd64 image from compiled layers, lowest
+// first. Timestamps are fixed, so equal inputs give equal digests.
+func BuildFrom(cfg Config, layers ...v1.Layer) (v1.Image, error) {
+	epoch := v1.Time{Time: time.Unix(0, 0).UTC()}
+	img := empty.Image
+	for i, layer := range layers {
+		var err error
+		img, err = mutate.Append(img, mutate.Addendum{Layer: layer,
+			History: v1.History{CreatedBy: fmt.Sprintf("testimage layer %d", i), Created: epoch}})
 		if err != nil {
-			return nil, fmt.Errorf("layer %d: %w", i, err)
-		}
-		if img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{CreatedBy: fmt.Sprintf("testimage layer %d", i)}}); err != nil {
 			return nil, err
 		}
 	}
@@ -72,12 +96,12 @@ func Build(cfg Config, layers ...Layer) (v1.Image, error) {
 		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
+	cf.OS, cf.Architecture, cf.Created = "linux", "amd64", epoch
 	c := &cf.Config
-	c.Entrypoint, c.Cmd, c.Env, c.WorkingDir, c.User, c.Labels = cfg.Entrypoint, cfg.Cmd, cfg.Env, cfg.WorkingDir, cfg.User, cfg.Labels
-	if len(c.Env) == 0 {
-		c.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	c.Entrypoint, c.Cmd, c.WorkingDir, c.User, c.Labels, c.StopSignal = cfg.Entrypoint, cfg.Cmd, cfg.WorkingDir, cfg.User, cfg.Labels, cfg.StopSignal
+	c.Env = cfg.Env
+	if !hasPath(cfg.Env) {
+		c.Env = append([]string{defaultPath}, cfg.Env...)
 	}
 	if len(cfg.ExposedPorts) > 0 {
 		c.ExposedPorts = map[string]struct{}{}
@@ -88,14 +112,23 @@ func Build(cfg Config, layers ...Layer) (v1.Image, error) {
 	return mutate.ConfigFile(img, cf)
 }
 
-// tar writes the layer as an uncompressed tarball with deterministic
-// timestamps, parents before children.
+func hasPath(env []string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, "PATH=") {
+			return true
+		}
+	}
+	return false
+}
+
+// tar writes the layer as an uncompressed tarball with fixed timestamps,
+// parents before children and hard links after their targets.
 func (l Layer) tar() ([]byte, error) {
 	entries := map[string]File{}
 	for _, f := range l {
 		p := strings.Trim(path.Clean("/"+f.Path), "/")
 		if p == "" {
-			return nil, fmt.Errorf("empty path")
+			return nil, fmt.Errorf("entry with an empty path")
 		}
 		f.Path = p
 		entries[p] = f
@@ -109,7 +142,15 @@ func (l Layer) tar() ([]byte, error) {
 	for p := range entries {
 		names = append(names, p)
 	}
-	sort.Strings(names)
+	// By name, but every hard link after all regular files, so that its
+	// target is always written first.
+	sort.Slice(names, func(i, j int) bool {
+		hi, hj := entries[names[i]].HardLink != "", entries[names[j]].HardLink != ""
+		if hi != hj {
+			return hj
+		}
+		return names[i] < names[j]
+	})
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	mtime := time.Unix(0, 0)
@@ -124,6 +165,12 @@ func (l Layer) tar() ([]byte, error) {
 			}
 		case f.Link != "":
 			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, f.Link, 0o777
+		case f.HardLink != "":
+			target := strings.Trim(path.Clean("/"+f.HardLink), "/")
+			if t, ok := entries[target]; !ok || t.Dir || t.Link != "" || t.HardLink != "" {
+				return nil, fmt.Errorf("hard link %s: %s is not a regular file of the layer", p, f.HardLink)
+			}
+			h.Typeflag, h.Linkname = tar.TypeLink, target
 		default:
 			h.Typeflag, h.Size = tar.TypeReg, int64(len(f.Data))
 			if h.Mode == 0 {
