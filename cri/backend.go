@@ -89,6 +89,11 @@ type GuestFiles interface {
 	// guest path.
 	// readOnly applies to the top mount, recursive to every mount below.
 	ShareHostPath(ctx context.Context, containerID, hostPath string, readOnly, recursive bool) (guestPath string, err error)
+	// ShareImage exposes an image's file tree (its layer directories,
+	// base first) read-only to a container (an image volume) and returns
+	// the guest path of subPath inside it ("" for the root). A subPath
+	// that does not exist in the image is errdefs.ErrInvalidArgument.
+	ShareImage(ctx context.Context, containerID string, layerDirs []string, subPath string) (guestPath string, err error)
 	// ReleaseContainerFiles removes the container's rootfs and shares;
 	// idempotent.
 	ReleaseContainerFiles(ctx context.Context, containerID string) error

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
@@ -154,7 +155,7 @@ func (s *Service) createContainer(ctx context.Context, id, name string, sb sandb
 	if err != nil {
 		return fmt.Errorf("prepare rootfs: %w", err)
 	}
-	mounts, err := s.shareMounts(ctx, vm, id, cfg.Mounts)
+	mounts, statusMounts, err := s.shareMounts(ctx, vm, id, cfg.Mounts)
 	if err != nil {
 		return err
 	}
@@ -197,7 +198,7 @@ func (s *Service) createContainer(ctx context.Context, id, name string, sb sandb
 		Name: name, SandboxID: sb.ID, Config: cfg, LogPath: logPath, CreatedAt: time.Now(),
 		ImageRef: cfg.Image.Image, ImageID: img.ID, RepoDigest: firstOr(img.RepoDigests, img.ID),
 		ImageName: firstOr(img.RepoTags, cfg.Image.Image), StopSignal: stopSignal(cfg.StopSignal, img.Config.StopSignal),
-		SpecJSON: specJSON, UID: user.UID, GID: user.GID, Groups: user.AdditionalGids, Mounts: cfg.Mounts,
+		SpecJSON: specJSON, UID: user.UID, GID: user.GID, Groups: user.AdditionalGids, Mounts: statusMounts,
 	}
 	st := container.Status{State: container.StateCreated, Pid: proc.PID(), Resources: cfg.GetLinux().GetResources()}
 	if err := s.containers.Add(id, meta, st); err != nil {
@@ -207,26 +208,62 @@ func (s *Service) createContainer(ctx context.Context, id, name string, sb sandb
 	return nil
 }
 
-// shareMounts exposes each CRI mount's host path to the guest. Symlinks in
-// the host path are resolved on the host first, so the guest never follows
-// a host symlink.
-func (s *Service) shareMounts(ctx context.Context, vm PodVM, id string, ms []*runtime.Mount) ([]ocispec.Mount, error) {
+// shareMounts exposes each CRI mount's host path, or image for an image
+// volume, to the guest. Symlinks in the host path are resolved on the host
+// first, so the guest never follows a host symlink. It also returns the
+// mounts as ContainerStatus reports them: an image volume's with the ID of
+// the image it mounts.
+func (s *Service) shareMounts(ctx context.Context, vm PodVM, id string, ms []*runtime.Mount) ([]ocispec.Mount, []*runtime.Mount, error) {
 	out := make([]ocispec.Mount, 0, len(ms))
+	status := make([]*runtime.Mount, 0, len(ms))
 	for i, m := range ms {
+		if isImageMount(m) {
+			guest, imageID, err := s.shareImage(ctx, vm, id, fmt.Sprintf("config.mounts[%d]", i), m)
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, ocispec.Mount{
+				ContainerPath: m.ContainerPath, GuestSource: guest, Readonly: true,
+				RecursiveReadOnly: m.RecursiveReadOnly, Propagation: m.Propagation,
+			})
+			sm := proto.Clone(m).(*runtime.Mount)
+			sm.Image.ImageRef = imageID
+			status = append(status, sm)
+			continue
+		}
 		host, err := filepath.EvalSymlinks(m.HostPath)
 		if err != nil {
-			return nil, fmt.Errorf("mounts[%d].host_path %q: %w: %w", i, m.HostPath, err, errdefs.ErrInvalidArgument)
+			return nil, nil, fmt.Errorf("mounts[%d].host_path %q: %w: %w", i, m.HostPath, err, errdefs.ErrInvalidArgument)
 		}
 		guest, err := vm.ShareHostPath(ctx, id, host, m.Readonly, m.RecursiveReadOnly)
 		if err != nil {
-			return nil, fmt.Errorf("mounts[%d]: share %q with the pod VM: %w", i, host, err)
+			return nil, nil, fmt.Errorf("mounts[%d]: share %q with the pod VM: %w", i, host, err)
 		}
 		out = append(out, ocispec.Mount{
 			ContainerPath: m.ContainerPath, GuestSource: guest, Readonly: m.Readonly,
 			RecursiveReadOnly: m.RecursiveReadOnly, Propagation: m.Propagation,
 		})
+		status = append(status, m)
 	}
-	return out, nil
+	return out, status, nil
+}
+
+// shareImage mounts an image volume: the image must be present (kubelet
+// pulls it first), and it is mounted read-only whatever the container does.
+func (s *Service) shareImage(ctx context.Context, vm PodVM, id, field string, m *runtime.Mount) (guest, imageID string, err error) {
+	img, err := s.b.Images.Get(ctx, m.Image.Image)
+	if err != nil {
+		return "", "", fmt.Errorf("%s.image: image %q: %w", field, m.Image.Image, err)
+	}
+	layers, err := s.b.Images.LayerDirs(ctx, img)
+	if err != nil {
+		return "", "", fmt.Errorf("%s.image: layers of %q: %w", field, m.Image.Image, err)
+	}
+	guest, err = vm.ShareImage(ctx, id, layers, m.ImageSubPath)
+	if err != nil {
+		return "", "", fmt.Errorf("%s: mount image %q (image_sub_path %q): %w", field, m.Image.Image, m.ImageSubPath, err)
+	}
+	return guest, img.ID, nil
 }
 
 // pidNamespaces finds the PID namespace a POD-mode container joins (the

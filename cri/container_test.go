@@ -44,9 +44,24 @@ func TestCreateContainerValidation(t *testing.T) {
 		{"group without user", func(r *runtime.CreateContainerRequest) {
 			r.Config.Linux.SecurityContext.RunAsGroup = &runtime.Int64Value{Value: 5}
 		}, errdefs.ErrInvalidArgument, "run_as_group"},
-		{"image volume", func(r *runtime.CreateContainerRequest) {
+		{"writable image volume", func(r *runtime.CreateContainerRequest) {
 			r.Config.Mounts = []*runtime.Mount{{ContainerPath: "/x", Image: &runtime.ImageSpec{Image: "busybox"}}}
-		}, errdefs.ErrUnimplemented, "image volumes"},
+		}, errdefs.ErrInvalidArgument, "config.mounts[0].readonly"},
+		{"image volume with host path", func(r *runtime.CreateContainerRequest) {
+			r.Config.Mounts = []*runtime.Mount{{ContainerPath: "/x", HostPath: "/etc", Readonly: true, Image: &runtime.ImageSpec{Image: "busybox"}}}
+		}, errdefs.ErrInvalidArgument, "config.mounts[0].host_path"},
+		{"escaping image sub-path", func(r *runtime.CreateContainerRequest) {
+			r.Config.Mounts = []*runtime.Mount{{ContainerPath: "/x", Readonly: true, Image: &runtime.ImageSpec{Image: "busybox"}, ImageSubPath: "etc/../../x"}}
+		}, errdefs.ErrInvalidArgument, "config.mounts[0].image_sub_path"},
+		{"sub-path without image", func(r *runtime.CreateContainerRequest) {
+			r.Config.Mounts = []*runtime.Mount{{ContainerPath: "/x", HostPath: "/etc", ImageSubPath: "etc"}}
+		}, errdefs.ErrInvalidArgument, "config.mounts[0].image_sub_path"},
+		{"image volume of a missing image", func(r *runtime.CreateContainerRequest) {
+			r.Config.Mounts = []*runtime.Mount{{ContainerPath: "/x", Readonly: true, Image: &runtime.ImageSpec{Image: "nginx"}}}
+		}, errdefs.ErrNotFound, "config.mounts[0].image"},
+		{"image sub-path missing in the image", func(r *runtime.CreateContainerRequest) {
+			r.Config.Mounts = []*runtime.Mount{{ContainerPath: "/x", Readonly: true, Image: &runtime.ImageSpec{Image: "busybox"}, ImageSubPath: "missing"}}
+		}, errdefs.ErrInvalidArgument, "config.mounts[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &runtime.CreateContainerRequest{PodSandboxId: pod, Config: ctrConfig("c")}
@@ -527,5 +542,59 @@ func TestAttachNeedsAStream(t *testing.T) {
 	e.s.StartContainer(context.Background(), &runtime.StartContainerRequest{ContainerId: cid})
 	if _, err := e.s.Attach(context.Background(), &runtime.AttachRequest{ContainerId: cid}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("attach without streams: %v", err)
+	}
+}
+
+// TestImageVolume mounts a pulled image read-only into a container: the OCI
+// spec gets a read-only bind of the shared image, ContainerStatus names the
+// image's ID (also after a restart), and the image is in use until the
+// container is removed.
+func TestImageVolume(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	img, err := e.images.Pull(ctx, "registry.test/data:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := e.runPod("p")
+	cfg := ctrConfig("app")
+	cfg.Mounts = []*runtime.Mount{{ContainerPath: "/data", Readonly: true,
+		Image: &runtime.ImageSpec{Image: "registry.test/data:1", UserSpecifiedImage: "registry.test/data:1"}, ImageSubPath: "etc"}}
+	r, err := e.s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: podConfig("p")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cid := r.ContainerId
+	var found bool
+	for _, m := range e.vms.get(pod).containers[cid].Mounts {
+		if m.Destination != "/data" {
+			continue
+		}
+		found = true
+		if m.Source != "/run/podvisor/shared/images/"+cid+"/var/lib/podvisor/images/layers/a/etc" || !slices.Contains(m.Options, "ro") {
+			t.Fatalf("image volume in the OCI spec: %+v", m)
+		}
+	}
+	if !found {
+		t.Fatal("no image volume in the OCI spec")
+	}
+	check := func() {
+		t.Helper()
+		ms := e.ctrStatus(cid).Mounts
+		if len(ms) != 1 || ms[0].GetImage().GetImageRef() != img.ID || ms[0].ImageSubPath != "etc" || !ms[0].Readonly {
+			t.Fatalf("status mounts %+v, want the image volume with image_ref %s", ms, img.ID)
+		}
+	}
+	check()
+	if !e.s.ImageInUse(img.ID) {
+		t.Fatal("image of an image volume not in use")
+	}
+	e.reopen()
+	check()
+	if _, err := e.s.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: cid}); err != nil {
+		t.Fatal(err)
+	}
+	if e.s.ImageInUse(img.ID) {
+		t.Fatal("image still in use after the container's removal")
 	}
 }

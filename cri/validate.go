@@ -186,13 +186,13 @@ func validateContainerConfig(c *runtime.ContainerConfig) error {
 	}
 	for i, m := range c.Mounts {
 		f := fmt.Sprintf("config.mounts[%d]", i)
-		if m.Image != nil && m.Image.Image != "" {
-			return fmt.Errorf("%s.image: image volumes are not supported yet: %w", f, errdefs.ErrUnimplemented)
-		}
 		if !filepath.IsAbs(m.ContainerPath) {
 			return invalid(f+".container_path", "%q is not absolute", m.ContainerPath)
 		}
-		if !filepath.IsAbs(m.HostPath) {
+		if err := validateImageMount(f, m); err != nil {
+			return err
+		}
+		if !isImageMount(m) && !filepath.IsAbs(m.HostPath) {
 			return invalid(f+".host_path", "%q is not absolute", m.HostPath)
 		}
 		if len(m.UidMappings) > 0 || len(m.GidMappings) > 0 {
@@ -213,6 +213,32 @@ func validateContainerConfig(c *runtime.ContainerConfig) error {
 	}
 	return nil
 }
+
+// validateImageMount checks an image volume (a mount with an image and no
+// host path): read-only, and a sub-path that stays inside the image.
+func validateImageMount(f string, m *runtime.Mount) error {
+	if !isImageMount(m) {
+		if m.ImageSubPath != "" {
+			return invalid(f+".image_sub_path", "set without an image")
+		}
+		return nil
+	}
+	switch {
+	case m.HostPath != "":
+		return invalid(f+".host_path", "an image volume has no host path")
+	case !m.Readonly:
+		return invalid(f+".readonly", "image volumes are read-only")
+	case m.Propagation == runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+		return invalid(f+".propagation", "an image volume cannot propagate mounts back")
+	}
+	if p := m.ImageSubPath; p != "" && (filepath.IsAbs(p) || !filepath.IsLocal(p)) {
+		return invalid(f+".image_sub_path", "%q must be relative and stay inside the image", truncate(p, 256))
+	}
+	return nil
+}
+
+// isImageMount tells an image volume from a host path mount.
+func isImageMount(m *runtime.Mount) bool { return m.GetImage().GetImage() != "" }
 
 // sandboxName is the reserved name of a pod sandbox, as kubelet builds it.
 func sandboxName(md *runtime.PodSandboxMetadata) string {

@@ -242,6 +242,19 @@ func (p *podVM) ShareHostPath(_ context.Context, containerID, hostPath string, r
 	return g, vmErr(err)
 }
 
+// ShareImage mounts an image volume; like PrepareRootfs, overlayfs wants
+// the topmost layer first.
+func (p *podVM) ShareImage(_ context.Context, containerID string, layerDirs []string, subPath string) (string, error) {
+	lower := make([]string, len(layerDirs))
+	for i, d := range layerDirs {
+		lower[len(layerDirs)-1-i] = d
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	g, err := p.vm.ShareImage(containerID, "i-"+hex.EncodeToString(b[:]), lower, subPath)
+	return g, vmErr(err)
+}
+
 func (p *podVM) ReleaseContainerFiles(_ context.Context, containerID string) error {
 	return vmErr(p.vm.ReleaseContainerFiles(containerID, p.a.upperRoot))
 }
