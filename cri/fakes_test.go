@@ -116,6 +116,7 @@ func (v *fakeVM) PrepareRootfs(_ context.Context, id string, layers []string, _ 
 func (v *fakeVM) ShareHostPath(_ context.Context, id, host string, _, _ bool) (string, error) {
 	return filepath.Join("/run/podvisor/shared/mounts", id, host), nil
 }
+
 // ShareImage fails for the sub-path "missing", as for a sub-path the image
 // does not have.
 func (v *fakeVM) ShareImage(_ context.Context, id string, layers []string, subPath string) (string, error) {
