@@ -51,6 +51,33 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/podvisor ./cmd/podvisor
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/podvisor-agent ./cmd/podvisor-agent
 
+# $(call unpack-debs,PINS,DEST,WORK) unpacks Debian packages into DEST
+# (emptied first). Each pin is name=version@sha256, the digest apt's signed
+# index lists. A .deb is downloaded into $(BUILD) unless one with the pinned
+# digest is already there, and is refused if its digest differs (a rebuilt
+# or substituted package). apt-get download writes into the current
+# directory: a private one under WORK, owned by apt's unprivileged _apt user
+# so apt keeps its download sandbox, keeps partial files away from the real
+# name. A stale or missing archive index is updated once and the download
+# retried.
+define unpack-debs
+set -e; rm -rf $(2); mkdir -p $(2) $(3); \
+for pin in $(1); do \
+	nv=$${pin%@*}; sum=$${pin#*@}; name=$${nv%%=*}; ver=$${nv#*=}; \
+	deb=$(BUILD)/$${name}_$$(echo $$ver | sed 's/^[0-9]*://')_amd64.deb; \
+	if ! echo "$$sum  $$deb" | sha256sum --check --status 2>/dev/null; then \
+		dl=$(3)/download; rm -rf $$dl; mkdir -p $$dl; \
+		! id -u _apt >/dev/null 2>&1 || chown _apt $$dl; \
+		echo "downloading $$nv"; \
+		( cd $$dl && { apt-get download -q $$nv || { apt-get update -q && apt-get download -q $$nv; }; } ); \
+		mv $$dl/*.deb $$deb; rm -rf $$dl; \
+	fi; \
+	echo "$$sum  $$deb" | sha256sum --check --quiet || \
+		{ echo "$$deb: sha256 is not the pinned $$sum; refusing it" >&2; exit 1; }; \
+	dpkg-deb -x $$deb $(2); \
+done
+endef
+
 include podvm/guest/guest.mk
 include network/cni.mk
 include e2e/critest/conformance.mk

@@ -55,25 +55,9 @@ CRITEST_DEBIAN_STAMP := $(CRITEST_DEBIAN_ROOT).unpacked
 .PHONY: conformance conformance-bench conformance-harness
 
 # Each package is downloaded unless a .deb with the pinned digest is already
-# in $(BUILD), verified, and unpacked. apt-get download writes into the
-# current directory: a private one owned by apt's _apt user (as in guest.mk).
+# in $(BUILD), verified, and unpacked (unpack-debs, top Makefile).
 $(CRITEST_DEBIAN_STAMP): | $(BUILD)/.deps
-	@mkdir -p $(CRITEST_WORK)
-	@set -e; rm -rf $(CRITEST_DEBIAN_ROOT); mkdir -p $(CRITEST_DEBIAN_ROOT); \
-	for pin in $(CRITEST_DEBS); do \
-		nv=$${pin%@*}; sum=$${pin#*@}; name=$${nv%%=*}; ver=$${nv#*=}; \
-		deb=$(BUILD)/$${name}_$$(echo $$ver | sed 's/^[0-9]*://')_amd64.deb; \
-		if ! echo "$$sum  $$deb" | sha256sum --check --status 2>/dev/null; then \
-			dl=$(CRITEST_WORK)/download; rm -rf $$dl; mkdir -p $$dl; \
-			! id -u _apt >/dev/null 2>&1 || chown _apt $$dl; \
-			echo "downloading $$nv"; \
-			( cd $$dl && { apt-get download -q $$nv || { apt-get update -q && apt-get download -q $$nv; }; } ); \
-			mv $$dl/*.deb $$deb; rm -rf $$dl; \
-		fi; \
-		echo "$$sum  $$deb" | sha256sum --check --quiet || \
-			{ echo "$$deb: sha256 is not the pinned $$sum; refusing it" >&2; exit 1; }; \
-		dpkg-deb -x $$deb $(CRITEST_DEBIAN_ROOT); \
-	done
+	@$(call unpack-debs,$(CRITEST_DEBS),$(CRITEST_DEBIAN_ROOT),$(CRITEST_WORK))
 	@touch $@
 
 conformance-harness:

@@ -16,7 +16,7 @@ GUEST_KERNEL_VERSION     := 6.1.0-56-cloud-amd64
 GUEST_KERNEL_PKG         := linux-image-$(GUEST_KERNEL_VERSION)
 GUEST_KERNEL_DEB_VERSION := 6.1.192-2
 GUEST_KERNEL_DEB_SHA256  := e7d02b943971edcb8790e256c02cfab3bca6c3d37c1bf25392a57c71300615ee
-GUEST_KERNEL_DEB         := $(BUILD)/$(GUEST_KERNEL_PKG)_$(GUEST_KERNEL_DEB_VERSION)_amd64.deb
+GUEST_KERNEL_PIN         := $(GUEST_KERNEL_PKG)=$(GUEST_KERNEL_DEB_VERSION)@$(GUEST_KERNEL_DEB_SHA256)
 
 # The container runtime: Debian's runc 1.1.5 and exactly the packages whose
 # libraries it links (DT_NEEDED libseccomp.so.2 and libc.so.6, plus the
@@ -81,49 +81,15 @@ $(GUEST_MKGUEST): $(GUEST_SRCS)
 $(GUEST_WORK)/mkguest.sha256: $(GUEST_MKGUEST)
 	$(call guest-stamp,$<,$@)
 
-# Download (unless a .deb with the right digest is already there), verify,
-# unpack, and generate modules.dep. apt-get download writes into the current
-# directory: a private directory, owned by apt's unprivileged _apt user so
-# apt can keep its download sandbox, keeps partial files away from the real
-# name. If the archive index is stale or missing, update it once and retry.
+# The kernel package (unpack-debs, top Makefile), then modules.dep.
 $(GUEST_KERNEL_STAMP): | $(BUILD)/.deps
-	@mkdir -p $(GUEST_WORK)
-	@if ! echo "$(GUEST_KERNEL_DEB_SHA256)  $(GUEST_KERNEL_DEB)" | sha256sum --check --status 2>/dev/null; then \
-		set -e; dl=$(GUEST_WORK)/download; rm -rf $$dl; mkdir -p $$dl; \
-		! id -u _apt >/dev/null 2>&1 || chown _apt $$dl; \
-		echo "downloading $(GUEST_KERNEL_PKG)=$(GUEST_KERNEL_DEB_VERSION)"; \
-		( cd $$dl && { apt-get download -q $(GUEST_KERNEL_PKG)=$(GUEST_KERNEL_DEB_VERSION) || \
-			{ apt-get update -q && apt-get download -q $(GUEST_KERNEL_PKG)=$(GUEST_KERNEL_DEB_VERSION); }; } ); \
-		mv $$dl/$(notdir $(GUEST_KERNEL_DEB)) $(GUEST_KERNEL_DEB); \
-		rm -rf $$dl; \
-	fi
-	@echo "$(GUEST_KERNEL_DEB_SHA256)  $(GUEST_KERNEL_DEB)" | sha256sum --check --quiet || \
-		{ echo "$(GUEST_KERNEL_DEB): sha256 is not the pinned $(GUEST_KERNEL_DEB_SHA256); refusing it" >&2; exit 1; }
-	rm -rf $(GUEST_KERNEL_ROOT)
-	dpkg-deb -x $(GUEST_KERNEL_DEB) $(GUEST_KERNEL_ROOT)
+	@$(call unpack-debs,$(GUEST_KERNEL_PIN),$(GUEST_KERNEL_ROOT),$(GUEST_WORK))
 	depmod -b $(GUEST_KERNEL_ROOT) $(GUEST_KERNEL_VERSION)
 	@touch $@
 
-# The runtime's packages, each downloaded (unless a .deb with the pinned
-# digest is there), verified and unpacked into one tree keyed by the pins.
-# Downloading works as for the kernel above.
+# The runtime's packages, unpacked into one tree keyed by the pins.
 $(GUEST_RUNTIME_STAMP): | $(BUILD)/.deps
-	@mkdir -p $(GUEST_WORK)
-	@set -e; rm -rf $(GUEST_RUNTIME_ROOT); mkdir -p $(GUEST_RUNTIME_ROOT); \
-	for pin in $(GUEST_RUNTIME_DEBS); do \
-		nv=$${pin%@*}; sum=$${pin#*@}; name=$${nv%%=*}; ver=$${nv#*=}; \
-		deb=$(BUILD)/$${name}_$$(echo $$ver | sed 's/^[0-9]*://')_amd64.deb; \
-		if ! echo "$$sum  $$deb" | sha256sum --check --status 2>/dev/null; then \
-			dl=$(GUEST_WORK)/download; rm -rf $$dl; mkdir -p $$dl; \
-			! id -u _apt >/dev/null 2>&1 || chown _apt $$dl; \
-			echo "downloading $$nv"; \
-			( cd $$dl && { apt-get download -q $$nv || { apt-get update -q && apt-get download -q $$nv; }; } ); \
-			mv $$dl/*.deb $$deb; rm -rf $$dl; \
-		fi; \
-		echo "$$sum  $$deb" | sha256sum --check --quiet || \
-			{ echo "$$deb: sha256 is not the pinned $$sum; refusing it" >&2; exit 1; }; \
-		dpkg-deb -x $$deb $(GUEST_RUNTIME_ROOT); \
-	done
+	@$(call unpack-debs,$(GUEST_RUNTIME_DEBS),$(GUEST_RUNTIME_ROOT),$(GUEST_WORK))
 	@touch $@
 
 # One mkguest run writes all three files (grouped target).
