@@ -180,6 +180,7 @@ func TestCreateBody(t *testing.T) {
 		{"serial", vc.Serial.Mode == chapi.ConsoleModeFile && *vc.Serial.File == e.cfg.ConsoleLog},
 		{"console", vc.Console.Mode == chapi.ConsoleModeOff},
 		{"rng", vc.Rng.Src == "/dev/urandom"},
+		{"balloon reports free pages, never inflated", vc.Balloon != nil && vc.Balloon.Size == 0 && vc.Balloon.FreePageReporting != nil && *vc.Balloon.FreePageReporting},
 		{"no nets", vc.Net == nil},
 		{"landlock", vc.LandlockEnable != nil && *vc.LandlockEnable},
 	}

@@ -42,6 +42,10 @@ func vmConfig(cfg *hypervisor.Config, p vmPaths, opts *Options) chapi.VmConfig {
 		Serial:  &chapi.SerialConfig{Mode: chapi.ConsoleModeOff},
 		Console: &chapi.ConsoleConfig{Mode: chapi.ConsoleModeOff},
 		Rng:     &chapi.RngConfig{Src: rngSource},
+		// Free page reporting: the guest hands memory it frees back to
+		// the host, so a VM's footprint falls again after a container's
+		// peak. The balloon itself stays empty.
+		Balloon: &chapi.BalloonConfig{Size: 0, FreePageReporting: ptr(true)},
 	}
 	if cfg.Initramfs != "" {
 		vc.Payload.Initramfs = ptr(cfg.Initramfs)

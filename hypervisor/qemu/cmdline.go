@@ -100,6 +100,11 @@ func buildCmdline(o *Options, cfg *hypervisor.Config, in inherited) *cmdline {
 		"-chardev", fmt.Sprintf("socket,id=agent,fd=%d,server=on,wait=off", agentFd),
 		"-device", "virtserialport,bus="+serialBusID+".0,chardev=agent,name="+AgentPortName)
 	c.add("-device", "virtio-rng-pci")
+	// Free page reporting: the guest hands memory it frees back to the
+	// host, so a VM's footprint falls again after a container's peak
+	// instead of staying at its high-water mark. The balloon is never
+	// inflated.
+	c.add("-device", "virtio-balloon-pci,id=balloon0,free-page-reporting=on")
 	if fs := cfg.SharedFS; fs != nil {
 		c.add("-chardev", "socket,id=fs0,path="+optValue(fs.Socket),
 			"-device", "vhost-user-fs-pci,chardev=fs0,tag="+optValue(fs.Tag))

@@ -92,6 +92,9 @@ func TestBuildCmdline(t *testing.T) {
 			if countPrefix(values(c.args, "-device"), "vhost-user-fs-pci") != 0 {
 				t.Errorf("unexpected vhost-user-fs device")
 			}
+			if !slices.Contains(values(c.args, "-device"), "virtio-balloon-pci,id=balloon0,free-page-reporting=on") {
+				t.Errorf("no free-page-reporting balloon: %q", values(c.args, "-device"))
+			}
 			if len(c.files) != 2 {
 				t.Errorf("got %d inherited files, want 2", len(c.files))
 			}

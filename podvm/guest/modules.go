@@ -13,7 +13,8 @@ import (
 
 // DefaultModules are the modules the agent needs: virtio transport and
 // devices (block, net, console for the agent channel under QEMU, rng so the
-// guest's entropy pool fills quickly), vsock for the Cloud Hypervisor agent
+// guest's entropy pool fills quickly, balloon so the guest reports the
+// memory it frees to the host), vsock for the Cloud Hypervisor agent
 // channel, virtio-fs for rootfs and volumes, and overlay for container
 // rootfs, and bridge, so that a privileged container can manage the pod
 // VM's network as it could its own host's. Their dependencies are added by
@@ -30,6 +31,7 @@ var DefaultModules = []string{
 	"overlay",
 	"virtio_rng",
 	"bridge",
+	"virtio_balloon",
 }
 
 var (
