@@ -19,8 +19,8 @@ import (
 	"github.com/podvisor/podvisor/podvm"
 )
 
-// ctrEnv is a pod VM whose shared directory propagates host mounts into the
-// guest, with a busybox image layer and an upper-dir root on the host.
+// ctrEnv is a pod VM with a shared directory, a busybox image layer and an
+// upper-dir root on the host.
 type ctrEnv struct {
 	*env
 	vm        *podvm.VM
@@ -90,12 +90,12 @@ func buildBusyboxLayer(t *testing.T, dir string) {
 // rootfs prepares a container's rootfs and registers its cleanup.
 func (c *ctrEnv) rootfs(t *testing.T, id string) string {
 	t.Helper()
-	guestPath, cleanup, err := podvm.PrepareRootfs(context.Background(), c.shared, id, []string{c.lower}, c.upperRoot)
+	guestPath, err := c.vm.PrepareRootfs(context.Background(), id, []string{c.lower}, c.upperRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := cleanup(); err != nil {
+		if err := c.vm.ReleaseContainerFiles(id, c.upperRoot); err != nil {
 			t.Errorf("rootfs cleanup %s: %v", id, err)
 		}
 	})

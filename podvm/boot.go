@@ -15,6 +15,7 @@ import (
 	"github.com/podvisor/podvisor/hypervisor/virtiofsd"
 	"github.com/podvisor/podvisor/podvm/channel"
 	"github.com/podvisor/podvisor/podvm/guest"
+	"github.com/podvisor/podvisor/podvm/mountns"
 )
 
 // Key material inside the guest initramfs. The agent reads these files and
@@ -31,6 +32,9 @@ const (
 	keysSubdir = "keys" // root only: the host's key for this VM
 	fsSubdir   = "fs"   // root, group VMM: virtiofsd's socket
 	vmmSubdir  = "vmm"  // owned by the VMM user: its sockets, console, initramfs
+	// mountNSPin pins the VM's mount namespace, where the shared
+	// directory's mounts and virtiofsd live.
+	mountNSPin = "mntns"
 )
 
 type bootStep struct {
@@ -45,6 +49,8 @@ var bootSteps = []bootStep{
 	{"create VM directory", (*boot).makeDirs},
 	{"generate agent keys", (*boot).makeKeys},
 	{"compose initramfs", (*boot).composeInitramfs},
+	{"record booting VM", (*boot).recordBooting},
+	{"create mount namespace", (*boot).createMountNS},
 	{"share mounts", (*boot).shareMounts},
 	{"start virtiofsd", (*boot).startVirtiofsd},
 	{"record booting VM", (*boot).recordBooting},
@@ -66,7 +72,7 @@ type boot struct {
 	guestID   channel.Identity
 	initramfs string
 	fsd       *virtiofsd.Daemon
-	unshare   func() error
+	mountNS   *mountns.Namespace
 	vmm       hypervisor.VM
 	agent     *agentConn
 }
@@ -174,33 +180,57 @@ func (b *boot) composeInitramfs(context.Context) error {
 	return os.Chown(b.initramfs, int(b.m.cfg.VMMUser), int(b.m.cfg.VMMGroup))
 }
 
-// shareMounts makes the pod's shared directory a shared mount before
-// virtiofsd copies the mount table into its sandbox, so that container
-// rootfs and volume mounts made later on the host reach the guest.
-func (b *boot) shareMounts(context.Context) error {
+// createMountNS gives the VM a mount namespace of its own, pinned in its
+// directory: the shared directory's mounts are made there and virtiofsd
+// starts there, so none of them clutters the host's mount table or holds
+// host directories busy. Removing the pin ends the namespace and with it
+// every mount in it.
+func (b *boot) createMountNS(context.Context) error {
 	if b.spec.SharedDir == "" {
 		return nil
 	}
-	unshare, err := ShareMount(b.spec.SharedDir)
+	ns, err := mountns.Create(filepath.Join(b.dir, mountNSPin))
 	if err != nil {
 		return err
 	}
-	b.unshare = unshare
-	b.undo.Push("unshare shared dir", func(context.Context) error { return unshare() })
+	b.mountNS = ns
+	b.undo.Push("remove mount namespace", func(context.Context) error { return mountns.Remove(ns.Pin()) })
 	return nil
 }
 
-func (b *boot) startVirtiofsd(ctx context.Context) error {
-	if b.spec.SharedDir == "" {
+// shareMounts makes the pod's shared directory a shared mount in the VM's
+// namespace before virtiofsd copies that namespace into its sandbox, so
+// that container rootfs and volume mounts made there later reach the
+// guest. It dies with the namespace.
+func (b *boot) shareMounts(context.Context) error {
+	if b.mountNS == nil {
 		return nil
 	}
-	d, err := virtiofsd.Start(ctx, virtiofsd.Config{
+	return b.mountNS.Run(func() error {
+		_, err := ShareMount(b.spec.SharedDir)
+		return err
+	})
+}
+
+// startVirtiofsd starts virtiofsd inside the VM's mount namespace: its
+// sandbox is a copy of that namespace whose mounts are slaves of the
+// shared directory's.
+func (b *boot) startVirtiofsd(ctx context.Context) error {
+	if b.mountNS == nil {
+		return nil
+	}
+	cfg := virtiofsd.Config{
 		Binary:      b.m.cfg.VirtiofsdPath,
 		SharedDir:   b.spec.SharedDir,
 		SocketPath:  filepath.Join(b.dir, fsSubdir, "virtiofsd.sock"),
 		ID:          b.spec.ID,
 		SocketGroup: b.m.cfg.VMMGroup,
 		LogPath:     filepath.Join(b.dir, "virtiofsd.log"),
+	}
+	var d *virtiofsd.Daemon
+	err := b.mountNS.Run(func() (err error) {
+		d, err = virtiofsd.Start(ctx, cfg)
+		return err
 	})
 	if err != nil {
 		return err

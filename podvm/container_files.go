@@ -1,7 +1,6 @@
 package podvm
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,10 +8,10 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"sort"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/podvisor/podvisor/podvm/mountns"
 )
 
 // Host files of a container inside the pod's shared directory:
@@ -28,8 +27,10 @@ func (v *VM) PrepareRootfs(ctx context.Context, containerID string, lowerDirs []
 	if v.sharedDir == "" {
 		return "", fmt.Errorf("%w: VM %s has no shared directory", ErrInvalidContainer, v.id)
 	}
-	guest, _, err := PrepareRootfs(ctx, v.sharedDir, containerID, lowerDirs, upperRoot)
-	return guest, err
+	return inMountNS(v, func() (string, error) {
+		guest, _, err := PrepareRootfs(ctx, v.sharedDir, containerID, lowerDirs, upperRoot)
+		return guest, err
+	})
 }
 
 // ShareHostPath bind-mounts hostPath (a file or directory, symlinks
@@ -37,6 +38,12 @@ func (v *VM) PrepareRootfs(ctx context.Context, containerID string, lowerDirs []
 // directory and returns the guest path to use as an OCI bind-mount source.
 // A read-only share is read-only on the host side too, so a guest cannot
 // write through it whatever its OCI spec says.
+//
+// hostPath is resolved and its mount tree cloned in the host's mount
+// namespace, so that mounts the host made there since the pod started
+// count; the clone is then moved into the VM's namespace. The host's own
+// mounts stay free: it can unmount and remove a submount of a volume while
+// the pod runs.
 func (v *VM) ShareHostPath(containerID, name, hostPath string, readOnly, recursive bool) (string, error) {
 	switch {
 	case v.sharedDir == "":
@@ -52,12 +59,36 @@ func (v *VM) ShareHostPath(containerID, name, hostPath string, readOnly, recursi
 	if err != nil {
 		return "", fmt.Errorf("%w: host path %q: %v", ErrInvalidContainer, hostPath, err)
 	}
-	dir := filepath.Join(v.sharedDir, "containers", containerID, "mounts")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	tree, err := cloneTree(hostPath, readOnly, recursive)
+	if err != nil {
 		return "", err
 	}
-	target := filepath.Join(dir, name)
-	if fi.IsDir() {
+	defer unix.Close(tree)
+	target := filepath.Join(v.sharedDir, "containers", containerID, "mounts", name)
+	err = v.inMountNS(func() error {
+		if err := makeMountPoint(target, fi.IsDir()); err != nil {
+			return err
+		}
+		if err := moveTree(tree, target); err != nil {
+			os.Remove(target)
+			return fmt.Errorf("bind %s: %w", hostPath, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return path.Join(GuestContainersDir, containerID, "mounts", name), nil
+}
+
+// makeMountPoint creates target, a directory or an empty file, and its
+// parents. It fails if target exists.
+func makeMountPoint(target string, dir bool) error {
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return err
+	}
+	var err error
+	if dir {
 		err = os.Mkdir(target, 0o755)
 	} else {
 		var f *os.File
@@ -66,19 +97,15 @@ func (v *VM) ShareHostPath(containerID, name, hostPath string, readOnly, recursi
 		}
 	}
 	if err != nil {
-		return "", fmt.Errorf("create mount point %s: %w", target, err)
+		return fmt.Errorf("create mount point %s: %w", target, err)
 	}
-	if err := bindTree(hostPath, target, readOnly, recursive); err != nil {
-		os.Remove(target)
-		return "", err
-	}
-	return path.Join(GuestContainersDir, containerID, "mounts", name), nil
+	return nil
 }
 
 // ReleaseContainerFiles unmounts everything mounted for the container in
 // the shared directory and removes its files and its upper directory under
 // upperRoot. It is idempotent and works from a fresh handle after a daemon
-// restart: it finds the mounts in the mount table, not in memory. It never
+// restart: it finds the mounts in the VM's mount table, not in memory. It never
 // removes anything while a mount remains below the container's directory,
 // so a bind-mounted host volume cannot be deleted through it.
 func (v *VM) ReleaseContainerFiles(containerID, upperRoot string) error {
@@ -89,23 +116,26 @@ func (v *VM) ReleaseContainerFiles(containerID, upperRoot string) error {
 		return nil
 	}
 	ctrDir := filepath.Join(v.sharedDir, "containers", containerID)
-	if err := UnmountBelow(ctrDir); err != nil {
-		return err
-	}
-	if left, err := mountsUnder(ctrDir); err != nil || len(left) > 0 {
-		return fmt.Errorf("container %s: mounts remain under %s: %v %v", containerID, ctrDir, left, err)
-	}
-	errs := []error{os.RemoveAll(ctrDir)}
-	if upperRoot != "" {
-		errs = append(errs, os.RemoveAll(filepath.Join(upperRoot, containerID)))
-	}
-	return errors.Join(errs...)
+	return v.inMountNS(func() error {
+		if err := UnmountBelow(ctrDir); err != nil {
+			return err
+		}
+		if left, err := mountns.MountsUnder(ctrDir); err != nil || len(left) > 0 {
+			return fmt.Errorf("container %s: mounts remain under %s: %v %v", containerID, ctrDir, left, err)
+		}
+		errs := []error{os.RemoveAll(ctrDir)}
+		if upperRoot != "" {
+			errs = append(errs, os.RemoveAll(filepath.Join(upperRoot, containerID)))
+		}
+		return errors.Join(errs...)
+	})
 }
 
-// UnmountBelow unmounts every mount at or below dir, deepest first. It
-// reads the mount table, so it also finds what an earlier daemon mounted.
+// UnmountBelow unmounts every mount at or below dir, deepest first, in the
+// calling thread's mount namespace. It reads the mount table, so it also
+// finds what an earlier daemon mounted.
 func UnmountBelow(dir string) error {
-	mounts, err := mountsUnder(dir)
+	mounts, err := mountns.MountsUnder(dir)
 	if err != nil {
 		return err
 	}
@@ -116,75 +146,51 @@ func UnmountBelow(dir string) error {
 	return errors.Join(errs...)
 }
 
-// mountsUnder lists the mount points at or below dir, deepest first.
-func mountsUnder(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+// bindTree binds src and the mounts below it at target, read-only (only
+// the top mount, or every mount when recursive) from the moment it appears
+// there, all in the calling thread's mount namespace.
+func bindTree(src, target string, readOnly, recursive bool) error {
+	tree, err := cloneTree(src, readOnly, recursive)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMountinfo(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
+	defer unix.Close(tree)
+	if err := moveTree(tree, target); err != nil {
+		return fmt.Errorf("bind %s: %w", src, err)
 	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out, sc.Err()
+	return nil
 }
 
-// unescapeMountinfo undoes the octal escapes (\040 for space, …) of
-// /proc/self/mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var n int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &n); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// bindTree binds hostPath and the mounts below it at target, read-only
-// (only the top mount, or every mount when recursive) from the moment it
-// appears there. A bind remounted read-only afterwards is not enough: the
-// copy of the mount that propagation already gave virtiofsd's namespace
-// would stay writable, and a guest root that remounts its side read-write
-// would write to the host. So the tree is cloned detached, made read-only,
-// then moved into place.
-func bindTree(hostPath, target string, readOnly, recursive bool) error {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, hostPath, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+// cloneTree clones the mount tree at src, detached, and makes it read-only
+// as asked; moveTree attaches it. A bind remounted read-only once in place
+// is not enough: the copy of the mount that propagation already gave
+// virtiofsd's namespace would stay writable, and a guest root that
+// remounts its side read-write would write to the host. The clone is
+// resolved in the calling thread's namespace and may be moved into
+// another.
+func cloneTree(src string, readOnly, recursive bool) (fd int, retErr error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 	if err != nil {
-		return fmt.Errorf("clone mount tree of %s: %w", hostPath, err)
+		return -1, fmt.Errorf("clone mount tree of %s: %w", src, err)
 	}
-	defer unix.Close(fd)
 	if readOnly {
 		flags := unix.AT_EMPTY_PATH
 		if recursive {
 			flags |= unix.AT_RECURSIVE
 		}
 		if err := unix.MountSetattr(fd, "", uint(flags), &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
-			return fmt.Errorf("make %s read-only: %w", hostPath, err)
+			unix.Close(fd)
+			return -1, fmt.Errorf("make %s read-only: %w", src, err)
 		}
 	}
-	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("bind %s at %s: %w", hostPath, target, err)
+	return fd, nil
+}
+
+// moveTree attaches a tree cloneTree made at target, in the calling
+// thread's mount namespace.
+func moveTree(tree int, target string) error {
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("attach at %s: %w", target, err)
 	}
 	return nil
 }

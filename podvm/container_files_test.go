@@ -1,36 +1,59 @@
 package podvm
 
 import (
-	"golang.org/x/sys/unix"
-
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/podvisor/podvisor/podvm/mountns"
 )
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/a/b`:         "/a/b",
-		`/a\040b`:      "/a b",
-		`/x\011y\134z`: "/x\ty\\z",
-		`/trailing\04`: `/trailing\04`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
+// testVM is a VM handle with a shared directory under root and a mount
+// namespace of its own, removed when the test ends, as Boot makes them.
+func testVM(t *testing.T, root string) *VM {
+	t.Helper()
+	shared := filepath.Join(root, "shared")
+	if err := os.Mkdir(shared, 0o755); err != nil {
+		t.Fatal(err)
 	}
+	ns, err := mountns.Create(filepath.Join(root, "mntns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := mountns.Remove(ns.Pin()); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := ns.Run(func() error { _, err := ShareMount(shared); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return &VM{id: "pod", sharedDir: shared, mountNS: ns}
+}
+
+// hostMountsUnder lists the mounts below dir that the host sees.
+func hostMountsUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := mountns.MountsUnder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // TestShareAndReleaseHostPaths bind-mounts a host directory and a file into
 // a container's part of a shared directory, then releases them: the mounts
 // go, the host data stays, and a read-only share is read-only on the host.
+// No mount ever shows in the host's mount table.
 func TestShareAndReleaseHostPaths(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount")
 	}
 	root := t.TempDir()
-	shared, upper, vol := filepath.Join(root, "shared"), filepath.Join(root, "upper"), filepath.Join(root, "volume")
-	for _, d := range []string{shared, upper, vol} {
+	upper, vol := filepath.Join(root, "upper"), filepath.Join(root, "volume")
+	for _, d := range []string{upper, vol} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +63,8 @@ func TestShareAndReleaseHostPaths(t *testing.T) {
 	hostFile := filepath.Join(root, "hosts")
 	os.WriteFile(hostFile, []byte("127.0.0.1 localhost\n"), 0o644)
 
-	v := &VM{id: "pod", sharedDir: shared}
+	v := testVM(t, root)
+	shared := v.sharedDir
 	g, err := v.ShareHostPath("c1", "vol", vol, false, false)
 	if err != nil {
 		t.Fatal(err)
@@ -51,14 +75,25 @@ func TestShareAndReleaseHostPaths(t *testing.T) {
 	if _, err := v.ShareHostPath("c1", "hosts", hostFile, true, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(shared, "containers/c1/mounts/hosts"), []byte("x"), 0o644); err == nil {
+	if m := hostMountsUnder(t, shared); len(m) != 0 {
+		t.Errorf("the host sees %v", m)
+	}
+	if err := v.inMountNS(func() error {
+		return os.WriteFile(filepath.Join(shared, "containers/c1/mounts/hosts"), []byte("x"), 0o644)
+	}); err == nil {
 		t.Fatal("wrote through a read-only share")
 	}
-	if b, _ := os.ReadFile(filepath.Join(shared, "containers/c1/mounts/vol/data")); string(b) != "keep me" {
+	var b []byte
+	v.inMountNS(func() error {
+		b, _ = os.ReadFile(filepath.Join(shared, "containers/c1/mounts/vol/data"))
+		return nil
+	})
+	if string(b) != "keep me" {
 		t.Fatalf("volume content through the share: %q", b)
 	}
 	for _, bad := range []struct{ id, name, path string }{
 		{"../c", "v", vol}, {"c1", "../x", vol}, {"c1", "v2", "relative"}, {"c1", "v3", filepath.Join(root, "missing")},
+		{"c1", "vol", vol}, // the name is taken
 	} {
 		if _, err := v.ShareHostPath(bad.id, bad.name, bad.path, false, false); err == nil {
 			t.Errorf("ShareHostPath(%q, %q, %q) succeeded", bad.id, bad.name, bad.path)
@@ -68,9 +103,12 @@ func TestShareAndReleaseHostPaths(t *testing.T) {
 	if err := v.ReleaseContainerFiles("c1", upper); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := mountsUnder(shared); len(m) != 0 {
-		t.Fatalf("mounts left: %v", m)
-	}
+	v.inMountNS(func() (err error) {
+		if m, _ := mountns.MountsUnder(filepath.Join(shared, "containers")); len(m) != 0 {
+			t.Errorf("mounts left: %v", m)
+		}
+		return nil
+	})
 	if b, err := os.ReadFile(precious); err != nil || string(b) != "keep me" {
 		t.Fatalf("host volume damaged by release: %q, %v", b, err)
 	}
@@ -85,7 +123,8 @@ func TestShareAndReleaseHostPaths(t *testing.T) {
 // TestReadOnlyShareModes checks that a read-only share is read-only on the
 // top mount only, or on every mount below it too when recursive. (That
 // virtiofsd's copy is read-only too is checked with a real VM by e2e
-// TestReadonlyMountHoldsAgainstGuestRoot.)
+// TestReadonlyMountHoldsAgainstGuestRoot.) The host can unmount and remove
+// the submount while it is shared.
 func TestReadOnlyShareModes(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount")
@@ -99,9 +138,9 @@ func TestReadOnlyShareModes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
-			shared, vol := filepath.Join(root, "shared"), filepath.Join(root, "volume")
+			vol := filepath.Join(root, "volume")
 			sub := filepath.Join(vol, "tmpfs")
-			for _, d := range []string{shared, vol, sub} {
+			for _, d := range []string{vol, sub} {
 				if err := os.Mkdir(d, 0o755); err != nil {
 					t.Fatal(err)
 				}
@@ -110,18 +149,29 @@ func TestReadOnlyShareModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer unix.Unmount(sub, unix.MNT_DETACH)
-			v := &VM{id: "pod", sharedDir: shared}
+			v := testVM(t, root)
 			if _, err := v.ShareHostPath("c1", "vol", vol, true, tc.recursive); err != nil {
 				t.Fatal(err)
 			}
 			defer v.ReleaseContainerFiles("c1", filepath.Join(root, "upper"))
-			through := filepath.Join(shared, "containers/c1/mounts/vol")
-			if err := os.WriteFile(filepath.Join(through, "top"), nil, 0o644); err == nil {
+			through := filepath.Join(v.sharedDir, "containers/c1/mounts/vol")
+			var topErr, subErr error
+			v.inMountNS(func() error {
+				topErr = os.WriteFile(filepath.Join(through, "top"), nil, 0o644)
+				subErr = os.WriteFile(filepath.Join(through, "tmpfs", "below"), nil, 0o644)
+				return nil
+			})
+			if topErr == nil {
 				t.Error("wrote to the top of a read-only share")
 			}
-			err := os.WriteFile(filepath.Join(through, "tmpfs", "below"), nil, 0o644)
-			if (err == nil) != tc.subWrite {
-				t.Errorf("write below the top: %v, want success %v", err, tc.subWrite)
+			if (subErr == nil) != tc.subWrite {
+				t.Errorf("write below the top: %v, want success %v", subErr, tc.subWrite)
+			}
+			if err := unix.Unmount(sub, unix.MNT_DETACH); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(sub); err != nil {
+				t.Errorf("remove the host's submount while shared: %v", err)
 			}
 		})
 	}

@@ -17,8 +17,8 @@ import (
 // with shared propagation, so that mounts made under it later — container
 // rootfs overlays, volumes — propagate into virtiofsd's private mount
 // namespace (virtiofsd's sandbox makes its copy a slave) and so reach the
-// guest. Call it before virtiofsd starts (boot step "start virtiofsd"); the
-// returned undo unmounts it after virtiofsd stopped.
+// guest. Boot calls it inside the VM's mount namespace before virtiofsd
+// starts there; the returned undo unmounts it.
 func ShareMount(dir string) (undo func() error, err error) {
 	if err := unix.Mount(dir, dir, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return nil, fmt.Errorf("bind mount %s on itself: %w", dir, err)
@@ -41,7 +41,9 @@ const maxLowerDirs = 128
 // sharedDir/containers/<containerID>/rootfs, which the guest sees at
 // GuestContainersDir/<containerID>/rootfs through virtio-fs. sharedDir must
 // be the pod's shared directory made shared with ShareMount before
-// virtiofsd started, or the mount is not visible in the guest.
+// virtiofsd started, and the caller must run in the mount namespace where
+// that happened (VM.PrepareRootfs does both), or the mount is not visible
+// in the guest.
 //
 // cleanup unmounts the overlay (lazily if it is busy) and removes the mount
 // point and the upper directory; call it after DeleteContainer.

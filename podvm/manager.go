@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/podvisor/podvisor/hypervisor"
+	"github.com/podvisor/podvisor/podvm/mountns"
 )
 
 // Error kinds.
@@ -88,6 +89,10 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o711); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	// VM directories hold the pins of their mount namespaces.
+	if err := mountns.PrivateDir(cfg.StateDir); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
 	}
 	return &Manager{cfg: cfg}, nil
 }

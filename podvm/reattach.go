@@ -12,6 +12,7 @@ import (
 
 	"github.com/podvisor/podvisor/hypervisor"
 	"github.com/podvisor/podvisor/hypervisor/virtiofsd"
+	"github.com/podvisor/podvisor/podvm/mountns"
 )
 
 // stateFile, in a VM's directory, is what a restarted daemon needs to find
@@ -21,11 +22,15 @@ const stateFile = "vm.json"
 
 // persisted is the content of stateFile.
 type persisted struct {
-	ID        string            `json:"id"`
-	VMM       hypervisor.State  `json:"vmm"`
-	Virtiofsd *virtiofsd.State  `json:"virtiofsd,omitempty"`
-	SharedDir string            `json:"sharedDir,omitempty"`
-	Extra     map[string]string `json:"extra,omitempty"`
+	ID        string           `json:"id"`
+	VMM       hypervisor.State `json:"vmm"`
+	Virtiofsd *virtiofsd.State `json:"virtiofsd,omitempty"`
+	SharedDir string           `json:"sharedDir,omitempty"`
+	// MountNS pins the VM's mount namespace, which holds the shared
+	// directory's mounts. A VM recorded without one has them in the
+	// host's namespace.
+	MountNS string            `json:"mountNS,omitempty"`
+	Extra   map[string]string `json:"extra,omitempty"`
 	// Booting marks a VM whose boot has not finished: a daemon that
 	// crashed mid-boot left it, and it is only good for Cleanup.
 	Booting bool `json:"booting,omitempty"`
@@ -46,6 +51,9 @@ func (b *boot) state(booting bool) persisted {
 	if b.fsd != nil {
 		st := b.fsd.State()
 		p.Virtiofsd = &st
+	}
+	if b.mountNS != nil {
+		p.MountNS = b.mountNS.Pin()
 	}
 	return p
 }
@@ -107,15 +115,27 @@ func (m *Manager) Reattach(ctx context.Context, id string) (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrGone, id, err)
 	}
+	// A VM that lost its shared filesystem or the namespace of its mounts
+	// runs but cannot serve containers any more.
+	lost := func(what string, err error) error {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hypervisor.DefaultStopTimeout)
+		defer cancel()
+		vmm.Stop(stopCtx)
+		return fmt.Errorf("%w: %s: %s: %w", ErrGone, id, what, err)
+	}
 	var fsd *virtiofsd.Daemon
 	if p.Virtiofsd != nil {
 		if fsd, err = virtiofsd.Attach(*p.Virtiofsd); err != nil {
-			// The VM runs but lost its shared filesystem: it cannot
-			// serve containers any more.
-			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hypervisor.DefaultStopTimeout)
-			defer cancel()
-			vmm.Stop(stopCtx)
-			return nil, fmt.Errorf("%w: %s: virtiofsd: %w", ErrGone, id, err)
+			return nil, lost("virtiofsd", err)
+		}
+	}
+	var ns *mountns.Namespace
+	if p.MountNS != "" {
+		if ns, err = mountns.Open(p.MountNS); err != nil {
+			if fsd != nil {
+				fsd.Release()
+			}
+			return nil, lost("mount namespace", err)
 		}
 	}
 	// From here a failure leaves the VM running for a later attempt, but
@@ -145,9 +165,13 @@ func (m *Manager) Reattach(ctx context.Context, id string) (*VM, error) {
 		agent:     a,
 		done:      make(chan struct{}),
 		sharedDir: p.SharedDir,
+		mountNS:   ns,
 	}
-	if p.SharedDir != "" {
-		v.unshare = func() error { return unmount(p.SharedDir) }
+	switch {
+	case ns != nil:
+		v.dropMounts = func() error { return mountns.Remove(p.MountNS) }
+	case p.SharedDir != "":
+		v.dropMounts = func() error { return unmount(p.SharedDir) }
 	}
 	go v.watch()
 	klog.InfoS("Pod VM re-attached", "vm", id, "pid", p.VMM.PID)
@@ -155,8 +179,8 @@ func (m *Manager) Reattach(ctx context.Context, id string) (*VM, error) {
 }
 
 // Cleanup removes what a VM that died while no daemon watched it left on
-// the host: any surviving process of it, its shared mount and its
-// directory. It is idempotent.
+// the host: any surviving process of it, its mount namespace (and so every
+// mount of its shared directory) and its directory. It is idempotent.
 func (m *Manager) Cleanup(ctx context.Context, id string) error {
 	if !idPattern.MatchString(id) {
 		return fmt.Errorf("%w: ID %q", ErrInvalidSpec, id)
@@ -174,12 +198,17 @@ func (m *Manager) Cleanup(ctx context.Context, id string) error {
 					errs = append(errs, fsd.Stop(ctx))
 				}
 			}
-			if p.SharedDir != "" {
+			if p.SharedDir != "" && p.MountNS == "" {
 				if err := unmount(p.SharedDir); err != nil && !errors.Is(err, os.ErrNotExist) {
 					klog.V(2).InfoS("Shared dir not mounted", "vm", id, "err", err)
 				}
 			}
 		}
+	}
+	// The pin is looked for whatever the record says: a boot may have
+	// pinned the namespace and died before recording it.
+	if err := mountns.Remove(filepath.Join(dir, mountNSPin)); err != nil {
+		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/podvisor/podvisor/hypervisor"
 	"github.com/podvisor/podvisor/hypervisor/virtiofsd"
 	"github.com/podvisor/podvisor/podvm/agent/agentpb"
+	"github.com/podvisor/podvisor/podvm/mountns"
 )
 
 // VM is a booted pod VM with an authenticated agent session. Its lifetime
@@ -24,10 +25,13 @@ type VM struct {
 	vmm   hypervisor.VM
 	fsd   *virtiofsd.Daemon
 	agent *agentConn
-	// sharedDir is the pod's shared directory on the host ("" for none);
-	// unshare undoes the shared bind mount made on it at boot.
-	sharedDir string
-	unshare   func() error
+	// sharedDir is the pod's shared directory on the host ("" for none).
+	// Everything mounted in it lives in mountNS, the VM's own mount
+	// namespace (nil for a VM without a shared directory); dropMounts
+	// unpins it, which ends those mounts.
+	sharedDir  string
+	mountNS    *mountns.Namespace
+	dropMounts func() error
 
 	done     chan struct{}
 	mu       sync.Mutex
@@ -48,7 +52,11 @@ func newVM(m *Manager, b *boot) *VM {
 		done:  make(chan struct{}),
 
 		sharedDir: b.spec.SharedDir,
-		unshare:   b.unshare,
+		mountNS:   b.mountNS,
+	}
+	if b.mountNS != nil {
+		pin := b.mountNS.Pin()
+		v.dropMounts = func() error { return mountns.Remove(pin) }
 	}
 	go v.watch()
 	return v
@@ -81,6 +89,28 @@ func (v *VM) Agent() agentpb.AgentClient { return v.agent.client }
 
 // SharedDir is the host directory the guest sees at GuestSharedDir.
 func (v *VM) SharedDir() string { return v.sharedDir }
+
+// inMountNS runs fn where the VM's shared-directory mounts live: on a
+// thread inside its mount namespace, or on the caller's thread for a VM
+// without one. Host paths fn resolves are those the namespace sees: a copy
+// of the host's mount table from the VM's boot, plus what the host mounted
+// since under shared mounts.
+func (v *VM) inMountNS(fn func() error) error {
+	if v.mountNS == nil {
+		return fn()
+	}
+	return v.mountNS.Run(fn)
+}
+
+// inMountNS is VM.inMountNS for a function with a result.
+func inMountNS[T any](v *VM, fn func() (T, error)) (T, error) {
+	var out T
+	err := v.inMountNS(func() (err error) {
+		out, err = fn()
+		return err
+	})
+	return out, err
+}
 
 // Release lets go of the VM without stopping it, as the daemon does when it
 // exits: the VMM, virtiofsd and the guest keep running, and a later
@@ -138,9 +168,9 @@ func (v *VM) stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stop virtiofsd: %w", err))
 		}
 	}
-	if v.unshare != nil {
-		if err := v.unshare(); err != nil {
-			errs = append(errs, fmt.Errorf("unshare %s: %w", v.sharedDir, err))
+	if v.dropMounts != nil {
+		if err := v.dropMounts(); err != nil {
+			errs = append(errs, fmt.Errorf("drop mounts of %s: %w", v.sharedDir, err))
 		}
 	}
 	if err := os.RemoveAll(v.dir); err != nil {
