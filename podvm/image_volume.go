@@ -20,8 +20,13 @@ import (
 //
 // subPath is resolved on the host inside the image's tree: symlinks in it
 // cannot leave the tree, and a sub-path that does not exist is an error.
-// ReleaseContainerFiles unmounts it with the container's other files.
-func (v *VM) ShareImage(containerID, name string, lowerDirs []string, subPath string) (guestPath string, retErr error) {
+// ReleaseContainerFiles unmounts it with the container's other files. The
+// mount lives in the pod's mount namespace, as the container's rootfs.
+func (v *VM) ShareImage(containerID, name string, lowerDirs []string, subPath string) (string, error) {
+	return inMountNS(v, func() (string, error) { return v.shareImage(containerID, name, lowerDirs, subPath) })
+}
+
+func (v *VM) shareImage(containerID, name string, lowerDirs []string, subPath string) (guestPath string, retErr error) {
 	switch {
 	case v.sharedDir == "":
 		return "", fmt.Errorf("%w: VM %s has no shared directory", ErrInvalidContainer, v.id)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/podvisor/podvisor/podvm/mountns"
 )
 
 // TestShareImage mounts image layers as read-only volumes (one layer: a
@@ -88,10 +90,46 @@ func TestShareImage(t *testing.T) {
 	if err := v.ReleaseContainerFiles("c1", upper); err != nil {
 		t.Fatal(err)
 	}
-	if left, _ := mountsUnder(shared); len(left) > 0 {
+	if left, _ := mountns.MountsUnder(shared); len(left) > 0 {
 		t.Fatalf("mounts left: %v", left)
 	}
 	if b, _ := os.ReadFile(base + "/etc/passwd"); string(b) != "base" {
 		t.Fatalf("layer content after release: %q", b)
+	}
+}
+
+// TestShareImageInPodMountNamespace: an image volume is mounted in the
+// pod's mount namespace, never in the host's.
+func TestShareImageInPodMountNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	root := t.TempDir()
+	v := testVM(t, root)
+	a, b := filepath.Join(root, "layers/a"), filepath.Join(root, "layers/b")
+	for _, d := range []string{a, b} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(a+"/file", []byte("a"), 0o644)
+	if _, err := v.ShareImage("c1", "img", []string{b, a}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if m := hostMountsUnder(t, v.sharedDir); len(m) != 0 {
+		t.Fatalf("image volume mounted on the host: %v", m)
+	}
+	err := v.inMountNS(func() error {
+		got, err := os.ReadFile(filepath.Join(v.sharedDir, "containers/c1/mounts/img/file"))
+		if err != nil || string(got) != "a" {
+			return fmt.Errorf("image content in the pod's namespace: %q %v", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.ReleaseContainerFiles("c1", filepath.Join(root, "upper")); err != nil {
+		t.Fatal(err)
 	}
 }
