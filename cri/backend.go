@@ -88,7 +88,9 @@ type GuestFiles interface {
 	// host_path, symlinks already resolved) to a container and returns its
 	// guest path.
 	// readOnly applies to the top mount, recursive to every mount below.
-	ShareHostPath(ctx context.Context, containerID, hostPath string, readOnly, recursive bool) (guestPath string, err error)
+	// submounts are the mount points below hostPath the share carries,
+	// relative to it, parents first.
+	ShareHostPath(ctx context.Context, containerID, hostPath string, readOnly, recursive bool) (guestPath string, submounts []string, err error)
 	// ShareImage exposes an image's file tree (its layer directories,
 	// base first) read-only to a container (an image volume) and returns
 	// the guest path of subPath inside it ("" for the root). A subPath

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -235,7 +236,7 @@ func (s *Service) shareMounts(ctx context.Context, vm PodVM, id string, ms []*ru
 		if err != nil {
 			return nil, nil, fmt.Errorf("mounts[%d].host_path %q: %w: %w", i, m.HostPath, err, errdefs.ErrInvalidArgument)
 		}
-		guest, err := vm.ShareHostPath(ctx, id, host, m.Readonly, m.RecursiveReadOnly)
+		guest, subs, err := vm.ShareHostPath(ctx, id, host, m.Readonly, m.RecursiveReadOnly)
 		if err != nil {
 			return nil, nil, fmt.Errorf("mounts[%d]: share %q with the pod VM: %w", i, host, err)
 		}
@@ -243,6 +244,19 @@ func (s *Service) shareMounts(ctx context.Context, vm PodVM, id string, ms []*ru
 			ContainerPath: m.ContainerPath, GuestSource: guest, Readonly: m.Readonly,
 			RecursiveReadOnly: m.RecursiveReadOnly, Propagation: m.Propagation,
 		})
+		if m.Readonly && !m.RecursiveReadOnly {
+			// Non-recursive read-only: the volume's submounts keep their
+			// own flags. In the guest they are virtio-fs submounts that
+			// appear on first access, below the container's read-only
+			// bind, whose flags they would take; binding each one
+			// explicitly, after the volume, keeps it as it is on the host.
+			for _, rel := range subs {
+				out = append(out, ocispec.Mount{
+					ContainerPath: path.Join(m.ContainerPath, rel), GuestSource: path.Join(guest, rel),
+					Propagation: m.Propagation,
+				})
+			}
+		}
 		status = append(status, m)
 	}
 	return out, status, nil

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -596,5 +599,50 @@ func TestImageVolume(t *testing.T) {
 	}
 	if e.s.ImageInUse(img.ID) {
 		t.Fatal("image still in use after the container's removal")
+	}
+}
+
+// TestReadonlyVolumeSubmounts: a non-recursive read-only volume binds each
+// of its submounts after it, without "ro", so they keep their own flags; a
+// recursive read-only or writable volume does not.
+func TestReadonlyVolumeSubmounts(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	pod := e.runPod("p")
+	host := filepath.Join(t.TempDir(), "vol-with-sub")
+	if err := os.Mkdir(host, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []struct {
+		ro, rro bool
+		want    int
+	}{{true, false, 1}, {true, true, 0}, {false, false, 0}} {
+		cfg := ctrConfig(fmt.Sprintf("c%d", i))
+		cfg.Mounts = []*runtime.Mount{{ContainerPath: "/mnt", HostPath: host, Readonly: c.ro, RecursiveReadOnly: c.rro}}
+		r, err := e.s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: podConfig("p")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var subs []specs.Mount
+		parent := -1
+		for j, m := range e.vms.get(pod).containers[r.ContainerId].Mounts {
+			switch m.Destination {
+			case "/mnt":
+				parent = j
+			case "/mnt/sub":
+				if parent < 0 || j < parent {
+					t.Errorf("%+v: submount bound before its volume", c)
+				}
+				subs = append(subs, m)
+			}
+		}
+		if len(subs) != c.want {
+			t.Fatalf("%+v: %d submount binds, want %d", c, len(subs), c.want)
+		}
+		for _, m := range subs {
+			if slices.Contains(m.Options, "ro") || !strings.HasSuffix(m.Source, "/vol-with-sub/sub") {
+				t.Errorf("submount bind %+v", m)
+			}
+		}
 	}
 }

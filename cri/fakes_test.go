@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -113,8 +114,14 @@ func (v *fakeVM) DialPort(context.Context, int32) (io.ReadWriteCloser, error) {
 func (v *fakeVM) PrepareRootfs(_ context.Context, id string, layers []string, _ bool) (string, error) {
 	return "/run/podvisor/shared/containers/" + id + "/rootfs", nil
 }
-func (v *fakeVM) ShareHostPath(_ context.Context, id, host string, _, _ bool) (string, error) {
-	return filepath.Join("/run/podvisor/shared/mounts", id, host), nil
+
+// ShareHostPath reports a submount "sub" for host paths ending in "-with-sub".
+func (v *fakeVM) ShareHostPath(_ context.Context, id, host string, _, _ bool) (string, []string, error) {
+	var subs []string
+	if strings.HasSuffix(host, "-with-sub") {
+		subs = []string{"sub"}
+	}
+	return filepath.Join("/run/podvisor/shared/mounts", id, host), subs, nil
 }
 
 // ShareImage fails for the sub-path "missing", as for a sub-path the image

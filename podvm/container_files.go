@@ -194,3 +194,24 @@ func moveTree(tree int, target string) error {
 	}
 	return nil
 }
+
+// Submounts lists the mount points strictly below dir in the host's mount
+// namespace, relative to dir, each once, parents first: the submounts a
+// share of dir carries (ShareHostPath clones the whole tree).
+func Submounts(dir string) ([]string, error) {
+	all, err := mountns.MountsUnder(dir)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for i := len(all) - 1; i >= 0; i-- {
+		rel, err := filepath.Rel(dir, all[i])
+		if err != nil || rel == "." || seen[rel] {
+			continue
+		}
+		seen[rel] = true
+		out = append(out, rel)
+	}
+	return out, nil
+}

@@ -3,6 +3,7 @@ package podvm
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -174,5 +175,35 @@ func TestReadOnlyShareModes(t *testing.T) {
 				t.Errorf("remove the host's submount while shared: %v", err)
 			}
 		})
+	}
+}
+
+// TestSubmounts lists what is mounted below a directory, relative, parents
+// first, without the directory's own mount.
+func TestSubmounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{"a", "a/b", "c"} {
+		p := filepath.Join(dir, d)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("none", p, "tmpfs", 0, ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Unmount(p, unix.MNT_DETACH) })
+		os.MkdirAll(filepath.Join(dir, "a/b"), 0o755)
+	}
+	// Two mounts on one point are listed once.
+	unix.Mount("none", filepath.Join(dir, "c"), "tmpfs", 0, "")
+	t.Cleanup(func() { unix.Unmount(filepath.Join(dir, "c"), unix.MNT_DETACH) })
+	got, err := Submounts(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[2] != "a/b" || !slices.Contains(got, "a") || !slices.Contains(got, "c") {
+		t.Fatalf("Submounts = %q, want a and c before a/b", got)
 	}
 }

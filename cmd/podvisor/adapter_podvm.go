@@ -235,11 +235,15 @@ func (p *podVM) PrepareRootfs(ctx context.Context, containerID string, layerDirs
 	return g, vmErr(err)
 }
 
-func (p *podVM) ShareHostPath(_ context.Context, containerID, hostPath string, readOnly, recursive bool) (string, error) {
+func (p *podVM) ShareHostPath(_ context.Context, containerID, hostPath string, readOnly, recursive bool) (string, []string, error) {
+	subs, err := podvm.Submounts(hostPath)
+	if err != nil {
+		return "", nil, fmt.Errorf("submounts of %s: %w", hostPath, err)
+	}
 	var b [8]byte
 	rand.Read(b[:])
 	g, err := p.vm.ShareHostPath(containerID, "m-"+hex.EncodeToString(b[:]), hostPath, readOnly, recursive)
-	return g, vmErr(err)
+	return g, subs, vmErr(err)
 }
 
 // ShareImage mounts an image volume; like PrepareRootfs, overlayfs wants
