@@ -20,6 +20,7 @@ type Config struct {
 	CNI       CNIConfig       `toml:"cni" comment:"Pod networking (CNI)."`
 	Stream    StreamConfig    `toml:"stream" comment:"Streaming server for exec, attach and port-forward."`
 	RateLimit RateLimitConfig `toml:"rate_limit" comment:"Token bucket for CRI requests; over the limit a request fails with ResourceExhausted."`
+	NRI       NRIConfig       `toml:"nri" comment:"Node Resource Interface: plugins that watch and adjust pods and containers."`
 }
 
 // SandboxConfig sizes pod VMs.
@@ -79,6 +80,21 @@ type RateLimitConfig struct {
 	Burst             int     `toml:"burst" comment:"Requests allowed at once above the sustained rate."`
 }
 
+// NRIConfig configures NRI (github.com/containerd/nri). Plugins are trusted
+// host components: they see every pod and may change containers, so the
+// socket is root-only and NRI is off unless an administrator enables it.
+type NRIConfig struct {
+	Enable     bool   `toml:"enable" comment:"Relay pod and container lifecycle events to NRI plugins."`
+	SocketPath string `toml:"socket_path" comment:"Unix socket external plugins connect to (created mode 0600)."`
+	// PluginPath and PluginConfigPath are empty by default: no plugin is
+	// launched by podvisor unless an administrator names a directory.
+	PluginPath          string   `toml:"plugin_path" comment:"Directory of plugins podvisor launches at start (\"\" launches none)."`
+	PluginConfigPath    string   `toml:"plugin_config_path" comment:"Directory of the launched plugins' configuration files."`
+	DisableConnections  bool     `toml:"disable_connections" comment:"Accept no external plugin connections (only launched plugins)."`
+	RegistrationTimeout Duration `toml:"plugin_registration_timeout" comment:"Time a plugin gets to register after connecting."`
+	RequestTimeout      Duration `toml:"plugin_request_timeout" comment:"Time a plugin gets to handle one event; a plugin that overruns is disconnected."`
+}
+
 // Duration is a time.Duration written as "10s" in TOML.
 type Duration time.Duration
 
@@ -114,6 +130,11 @@ func DefaultConfig() Config {
 		CNI:       CNIConfig{ConfDir: "/etc/cni/net.d", BinDirs: []string{"/opt/cni/bin"}},
 		Stream:    StreamConfig{Address: "127.0.0.1", Port: "0", IdleTimeout: Duration(4 * time.Hour)},
 		RateLimit: RateLimitConfig{RequestsPerSecond: 200, Burst: 400},
+		NRI: NRIConfig{
+			SocketPath:          "/var/run/nri/nri.sock",
+			RegistrationTimeout: Duration(5 * time.Second),
+			RequestTimeout:      Duration(2 * time.Second),
+		},
 	}
 }
 
@@ -192,6 +213,23 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimit.RequestsPerSecond > 0 && c.RateLimit.Burst < 1 {
 		bad("rate_limit.burst", "must be at least 1 when the rate limit is on")
+	}
+	if n := c.NRI; n.Enable {
+		if !n.DisableConnections && !filepath.IsAbs(n.SocketPath) {
+			bad("nri.socket_path", "%q is not an absolute path", n.SocketPath)
+		}
+		if n.PluginPath != "" && !filepath.IsAbs(n.PluginPath) {
+			bad("nri.plugin_path", "%q is not an absolute path", n.PluginPath)
+		}
+		if n.PluginConfigPath != "" && !filepath.IsAbs(n.PluginConfigPath) {
+			bad("nri.plugin_config_path", "%q is not an absolute path", n.PluginConfigPath)
+		}
+		if n.RegistrationTimeout <= 0 {
+			bad("nri.plugin_registration_timeout", "must be positive")
+		}
+		if n.RequestTimeout <= 0 {
+			bad("nri.plugin_request_timeout", "must be positive")
+		}
 	}
 	return errors.Join(errs...)
 }

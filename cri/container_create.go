@@ -170,6 +170,16 @@ func (s *Service) createContainer(ctx context.Context, id, name string, sb sandb
 	if err != nil {
 		return err
 	}
+	// Plugins adjust the container before it exists in the guest; it is
+	// stored (listed) only once created.
+	unblock := s.nri.blockSync()
+	defer unblock()
+	updates, err := s.adjustByNRI(ctx, &undo, vm, id, sb, container.Metadata{
+		Name: name, SandboxID: sb.ID, Config: cfg, ImageRef: cfg.Image.Image, CreatedAt: time.Now(),
+	}, spec)
+	if err != nil {
+		return err
+	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return fmt.Errorf("encode OCI spec: %w", err)
@@ -206,6 +216,12 @@ func (s *Service) createContainer(ctx context.Context, id, name string, sb sandb
 		return fmt.Errorf("store container: %w", err)
 	}
 	s.addTask(&task{id: id, sandboxID: sb.ID, proc: proc, io: cio, exited: make(chan struct{})})
+	if s.nri != nil {
+		if c, err := s.containers.Get(id); err == nil {
+			s.nri.postCreateContainer(ctx, nriPod(sb), nriContainer(c))
+		}
+		s.nri.updateContainers(ctx, updates)
+	}
 	return nil
 }
 

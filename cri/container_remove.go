@@ -70,8 +70,19 @@ func (s *Service) removeContainer(ctx context.Context, id string) error {
 			klog.V(2).InfoS("Forgetting container process", "containerID", id, "err", err)
 		}
 	}
+	// A plugin synchronised meanwhile either sees the container or hears
+	// of its removal.
+	unblock := s.nri.blockSync()
+	defer unblock()
+	last, getErr := s.containers.Get(id)
+	if getErr != nil && !errdefs.IsNotFound(getErr) {
+		return getErr
+	}
 	if err := s.containers.Delete(id); err != nil && !errdefs.IsNotFound(err) {
 		return err
+	}
+	if getErr == nil && s.nri != nil {
+		s.nri.removeContainer(context.WithoutCancel(ctx), s.nriPodOf(last.Metadata.SandboxID), nriContainer(last))
 	}
 	s.containerNames.Release(rec.Metadata.Name, id)
 	klog.InfoS("Container removed", "containerID", id)

@@ -78,9 +78,10 @@ func (s *Service) startOp(ctx context.Context, c container.Container) (*op, erro
 func (s *Service) startContainer(ctx context.Context, c container.Container) error {
 	var err error
 	vm, ok := s.vm(c.Metadata.SandboxID)
+	pod := s.nriPodOf(c.Metadata.SandboxID)
 	if !ok {
 		err = fmt.Errorf("pod sandbox %s is not ready: %w", c.Metadata.SandboxID, errdefs.ErrFailedPrecondition)
-	} else {
+	} else if err = s.nri.startContainer(ctx, pod, nriContainer(c)); err == nil {
 		err = vm.StartContainer(ctx, c.ID)
 	}
 	now := time.Now()
@@ -107,6 +108,7 @@ func (s *Service) startContainer(ctx context.Context, c container.Container) err
 			cancel()
 		}
 		s.emit(c.ID, c.Metadata.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+		s.notifyContainerStopped(ctx, c.ID)
 		return err
 	}
 	if uerr != nil {
@@ -114,5 +116,10 @@ func (s *Service) startContainer(ctx context.Context, c container.Container) err
 	}
 	klog.InfoS("Container started", "containerID", c.ID)
 	s.emit(c.ID, c.Metadata.SandboxID, runtime.ContainerEventType_CONTAINER_STARTED_EVENT)
+	if s.nri != nil {
+		if cur, err := s.containers.Get(c.ID); err == nil {
+			s.nri.postStartContainer(ctx, pod, nriContainer(cur))
+		}
+	}
 	return nil
 }

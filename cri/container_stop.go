@@ -62,6 +62,7 @@ func (s *Service) stopContainer(ctx context.Context, id string, timeout time.Dur
 		})
 		if err == nil {
 			s.emit(id, c.Metadata.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+			s.notifyContainerStopped(ctx, id)
 		}
 		return err
 	}

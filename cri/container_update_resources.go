@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/containerd/nri/pkg/api"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podvisor/podvisor/cri/errdefs"
@@ -12,7 +13,7 @@ import (
 )
 
 // UpdateContainerResources applies new cgroup limits to a created or
-// running container and records them.
+// running container and records them. NRI plugins may amend them first.
 func (s *Service) UpdateContainerResources(ctx context.Context, r *runtime.UpdateContainerResourcesRequest) (*runtime.UpdateContainerResourcesResponse, error) {
 	if r.ContainerId == "" {
 		return nil, invalid("container_id", "is empty")
@@ -28,22 +29,54 @@ func (s *Service) UpdateContainerResources(ctx context.Context, r *runtime.Updat
 	if err != nil {
 		return nil, fmt.Errorf("update container resources: %w", err)
 	}
-	_, err = s.containers.Update(c.ID, func(st container.Status) (container.Status, error) {
-		if st.State != container.StateCreated && st.State != container.StateRunning {
-			return st, fmt.Errorf("update container %s: it is %s: %w", c.ID, st.State, errdefs.ErrFailedPrecondition)
+	linux := r.Linux
+	if s.nri != nil {
+		pod, ctr := s.nriPodOf(c.Metadata.SandboxID), nriContainer(c)
+		own, others, err := s.nri.updateContainer(ctx, pod, ctr, api.FromOCILinuxResources(res, nil))
+		if err != nil {
+			return nil, fmt.Errorf("update container %s: %w", c.ID, err)
 		}
-		vm, ok := s.vm(c.Metadata.SandboxID)
-		if !ok {
-			return st, fmt.Errorf("update container %s: pod sandbox not ready: %w", c.ID, errdefs.ErrFailedPrecondition)
+		if err := checkNRIUpdate(own); err != nil {
+			return nil, fmt.Errorf("update container %s: %w", c.ID, err)
 		}
-		if err := vm.UpdateContainerResources(ctx, c.ID, res); err != nil {
-			return st, fmt.Errorf("update container %s: %w", c.ID, err)
-		}
-		st.Resources = r.Linux
-		return st, nil
-	})
-	if err != nil {
+		linux = overlayCRIResources(linux, own)
+		defer func() {
+			if c, err := s.containers.Get(c.ID); err == nil {
+				s.nri.postUpdateContainer(ctx, pod, nriContainer(c))
+			}
+		}()
+		s.nri.updateContainers(ctx, others)
+	}
+	if err := s.updateResources(ctx, c.ID, linux); err != nil {
 		return nil, err
 	}
 	return &runtime.UpdateContainerResourcesResponse{}, nil
+}
+
+// updateResources applies linux to container id in its pod VM and records
+// it; it is the path of CRI and NRI plugin updates alike.
+func (s *Service) updateResources(ctx context.Context, id string, linux *runtime.LinuxContainerResources) error {
+	res, err := ocispec.Resources(linux)
+	if err != nil {
+		return err
+	}
+	c, err := s.containers.Get(id)
+	if err != nil {
+		return err
+	}
+	_, err = s.containers.Update(id, func(st container.Status) (container.Status, error) {
+		if st.State != container.StateCreated && st.State != container.StateRunning {
+			return st, fmt.Errorf("update container %s: it is %s: %w", id, st.State, errdefs.ErrFailedPrecondition)
+		}
+		vm, ok := s.vm(c.Metadata.SandboxID)
+		if !ok {
+			return st, fmt.Errorf("update container %s: pod sandbox not ready: %w", id, errdefs.ErrFailedPrecondition)
+		}
+		if err := vm.UpdateContainerResources(ctx, id, res); err != nil {
+			return st, fmt.Errorf("update container %s: %w", id, err)
+		}
+		st.Resources = linux
+		return st, nil
+	})
+	return err
 }

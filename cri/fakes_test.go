@@ -80,6 +80,7 @@ type fakeVM struct {
 	procs      map[string]*fakeProc
 	containers map[string]*specs.Spec
 	released   []string
+	resources  map[string]*specs.LinuxResources // last update per container
 	CreateFn   func(ContainerSpec) error
 	StartFn    func(ctx context.Context, id string) error
 	ExecFn     func(*fakeProc, ExecSpec)
@@ -192,7 +193,13 @@ func (v *fakeVM) DeleteContainer(_ context.Context, id string) error {
 	delete(v.containers, id)
 	return nil
 }
-func (v *fakeVM) UpdateContainerResources(context.Context, string, *specs.LinuxResources) error {
+func (v *fakeVM) UpdateContainerResources(_ context.Context, id string, res *specs.LinuxResources) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.resources == nil {
+		v.resources = map[string]*specs.LinuxResources{}
+	}
+	v.resources[id] = res
 	return nil
 }
 func (v *fakeVM) ContainerStats(_ context.Context, id string) (ContainerStats, error) {
@@ -470,6 +477,8 @@ type env struct {
 	paths  Paths
 	// network, if set, is the Network backend instead of net.
 	network Network
+	// config, if set, changes the default configuration.
+	config func(*Config)
 }
 
 func newEnv(t testing.TB) *env {
@@ -487,7 +496,11 @@ func (e *env) open() {
 	if e.network != nil {
 		network = e.network
 	}
-	s, err := New(context.Background(), DefaultConfig(), e.paths, Backends{VMs: e.vms, Images: e.images, Network: network, Logs: e.logs, Streams: fakeStreams{}})
+	cfg := DefaultConfig()
+	if e.config != nil {
+		e.config(&cfg)
+	}
+	s, err := New(context.Background(), cfg, e.paths, Backends{VMs: e.vms, Images: e.images, Network: network, Logs: e.logs, Streams: fakeStreams{}})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -36,13 +36,17 @@ func (s *Service) RemovePodSandbox(ctx context.Context, r *runtime.RemovePodSand
 	var last *runtime.PodSandboxStatus
 	if cur, err := s.sandboxes.Get(sb.ID); err == nil {
 		last = s.sandboxStatus(cur)
+		sb = cur
 	}
+	unblock := s.nri.blockSync()
+	defer unblock()
 	if err := s.sandboxes.Delete(sb.ID); err != nil {
 		if errdefs.IsNotFound(err) {
 			return &runtime.RemovePodSandboxResponse{}, nil // a concurrent remove won
 		}
 		return nil, fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
 	}
+	s.nri.removePodSandbox(context.WithoutCancel(ctx), nriPod(sb))
 	s.sandboxNames.Release(sb.Metadata.Name, sb.ID)
 	klog.InfoS("Pod sandbox removed", "podSandboxID", sb.ID)
 	s.publishEvent(sb.ID, sb.ID, runtime.ContainerEventType_CONTAINER_DELETED_EVENT, last)

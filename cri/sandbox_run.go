@@ -137,6 +137,21 @@ func (s *Service) runSandbox(ctx context.Context, id, name string, r *runtime.Ru
 		Name: name, Config: cfg, RuntimeHandler: r.RuntimeHandler,
 		NetNSPath: pn.NetNSPath(), IPs: pn.IPs(), VCPUs: vcpus, MemoryMiB: mem, CreatedAt: time.Now(),
 	}
+	// Plugins hear of the pod once it is up and before anyone else sees
+	// it: it is stored (listed, usable) only once they agreed.
+	unblock := s.nri.blockSync()
+	defer unblock()
+	if s.nri != nil {
+		pod := nriPodFrom(id, meta)
+		undo.push("tell NRI plugins the pod is gone", func(ctx context.Context) error {
+			s.nri.stopPodSandbox(ctx, pod)
+			s.nri.removePodSandbox(ctx, pod)
+			return nil
+		})
+		if err := s.nri.runPodSandbox(ctx, pod); err != nil {
+			return err
+		}
+	}
 	if err := s.sandboxes.Add(id, meta, sandbox.Status{State: sandbox.StateReady}); err != nil {
 		return fmt.Errorf("store sandbox: %w", err)
 	}

@@ -40,6 +40,9 @@ func (s *Service) stopSandbox(ctx context.Context, id string) error {
 			return fmt.Errorf("stop container %s: %w", c.ID, err)
 		}
 	}
+	// Plugins hear of the stop with the pod's containers stopped and its
+	// VM still there.
+	s.notifySandboxStopped(ctx, id)
 	s.mu.Lock()
 	vm := s.vms[id]
 	delete(s.vms, id) // from here on, its exit is not a loss (watchVM)

@@ -54,6 +54,9 @@ type Service struct {
 	// flight (see inflight.go).
 	ops opTable
 
+	// nri relays the lifecycle to NRI plugins; nil when NRI is disabled.
+	nri *nriHooks
+
 	mu    sync.Mutex
 	vms   map[string]PodVM // by sandbox ID
 	tasks map[string]*task // by container ID
@@ -117,7 +120,17 @@ func New(ctx context.Context, cfg Config, paths Paths, b Backends) (_ *Service, 
 		events: newBroadcaster(eventBuffer),
 		vms:    map[string]PodVM{}, tasks: map[string]*task{},
 	}
+	if s.nri, err = s.newNRI(cfg.NRI); err != nil {
+		cancel()
+		return nil, err
+	}
 	s.restore(ctx)
+	// Plugins are synchronised with the restored state, so a restarted
+	// daemon hands them every pod and container that survived.
+	if err := s.nri.start(cfg.NRI); err != nil {
+		cancel()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -128,6 +141,7 @@ func (s *Service) SetStreamServer(srv StreamServer) { s.b.Streams = srv }
 // Close stops the service's goroutines and closes the store. Pod VMs keep
 // running: a restarted daemon re-attaches to them.
 func (s *Service) Close() error {
+	s.nri.stop()
 	s.svcCancel()
 	s.ops.closeAndWait()
 	s.events.close()

@@ -38,6 +38,10 @@ func (s *Service) waitTask(t *task) {
 	}
 	now := time.Now()
 	recorded := false
+	// A plugin synchronised meanwhile sees the container either running
+	// (and hears of its stop) or exited.
+	unblock := s.nri.blockSync()
+	defer unblock()
 	_, uerr := s.containers.Update(t.id, func(st container.Status) (container.Status, error) {
 		if st.State == container.StateExited {
 			return st, nil // a start failure or a lost VM was recorded first
@@ -78,6 +82,7 @@ func (s *Service) waitTask(t *task) {
 	}
 	klog.InfoS("Container exited", "containerID", t.id, "exitCode", es.Code, "signal", es.Signal, "err", err)
 	s.emit(t.id, t.sandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+	s.notifyContainerStopped(s.svcCtx, t.id)
 }
 
 // stopTask sends the stop signal, waits up to timeout, then SIGKILL and

@@ -17,7 +17,7 @@ func TestDefaultConfigRoundTrips(t *testing.T) {
 	if err := run(context.Background(), []string{"config", "default"}, &out, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"default_vcpus", "guest_dir", "driver", "mirrors", "conf_dir", "bin_dirs", "requests_per_second", "burst", "address"} {
+	for _, key := range []string{"default_vcpus", "guest_dir", "driver", "mirrors", "conf_dir", "bin_dirs", "requests_per_second", "burst", "address", "socket_path", "plugin_request_timeout"} {
 		if !strings.Contains(out.String(), key) {
 			t.Errorf("default config lacks %s", key)
 		}
@@ -47,6 +47,12 @@ endpoints = [{ url = "http://127.0.0.1:5000", plain_http = true }]`, "", func(c 
 		{"unknown key", "[sandbox]\nvcpus = 2\n", "vcpus", nil},
 		{"invalid driver", "[podvm]\ndriver = 'firecracker'\n", "podvm.driver", nil},
 		{"bad duration", "[podvm]\nboot_timeout = 'soon'\n", "invalid duration", nil},
+		{"nri off by default", "", "", func(c cri.Config) bool { return !c.NRI.Enable }},
+		{"nri", "[nri]\nenable = true\nsocket_path = '/run/nri.sock'\nplugin_request_timeout = '10s'\n", "", func(c cri.Config) bool {
+			return c.NRI.Enable && c.NRI.SocketPath == "/run/nri.sock" && c.NRI.RequestTimeout.Std().Seconds() == 10 && c.NRI.PluginPath == ""
+		}},
+		{"nri relative socket", "[nri]\nenable = true\nsocket_path = 'nri.sock'\n", "nri.socket_path", nil},
+		{"nri zero timeout", "[nri]\nenable = true\nplugin_request_timeout = '0s'\n", "nri.plugin_request_timeout", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, tc.name+".toml")

@@ -46,6 +46,9 @@ type Status struct {
 	NetworkDown bool `json:"networkDown,omitempty"`
 	// Removing is set while RemovePodSandbox runs.
 	Removing bool `json:"removing,omitempty"`
+	// StopNotified is set once NRI plugins were told the sandbox stopped:
+	// they hear it once, however often StopPodSandbox is called.
+	StopNotified bool `json:"stopNotified,omitempty"`
 }
 
 // Sandbox is one stored record.

@@ -28,6 +28,7 @@ type daemon struct {
 	root       string // --root
 	state      string // --state; pod VMs live in state+"-vms"
 	sock       string
+	nriSock    string // NRI socket; critest's NRI specs connect their plugins to it
 	confDir    string // CNI conf dir with the default conflist
 	configPath string
 	logPath    string
@@ -58,7 +59,7 @@ func newDaemon(o options, regHost string, imgs []images.Image) (_ *daemon, retEr
 	}
 	d := &daemon{o: o, dir: dir,
 		root: filepath.Join(dir, "root"), state: filepath.Join(dir, "state"),
-		sock: filepath.Join(dir, "sock", "podvisor.sock"), confDir: filepath.Join(dir, "net.d"),
+		sock: filepath.Join(dir, "sock", "podvisor.sock"), nriSock: filepath.Join(dir, "nri", "nri.sock"), confDir: filepath.Join(dir, "net.d"),
 		configPath: filepath.Join(dir, "podvisor.toml"), logPath: filepath.Join(dir, "podvisor.log"),
 		crictlConfig: filepath.Join(dir, "crictl.yaml"), imagesFile: filepath.Join(dir, "test-images.yaml"),
 		benchParams: filepath.Join(dir, "benchmark.yaml")}
@@ -92,6 +93,10 @@ func (d *daemon) config(regHost string, hosts []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[podvm]\nguest_dir = %q\ndriver = %q\n\n", d.o.guestDir, d.o.driver)
 	fmt.Fprintf(&b, "[cni]\nconf_dir = %q\nbin_dirs = [%q]\n\n", d.confDir, d.o.cniBinDir)
+	// critest's NRI specs hold a plugin's hook or Synchronize open for
+	// seconds while they look at the runtime; within the default request
+	// timeout (2s) the plugin would be disconnected for overrunning it.
+	fmt.Fprintf(&b, "[nri]\nenable = true\nsocket_path = %q\nplugin_request_timeout = \"20s\"\n\n", d.nriSock)
 	for _, h := range hosts {
 		fmt.Fprintf(&b, "[registry.mirrors.%q]\nendpoints = [{ url = \"http://%s\", plain_http = true }]\n\n", h, regHost)
 	}
@@ -174,6 +179,7 @@ func runCritest(ctx context.Context, o options, bin string, d *daemon) error {
 	args := []string{
 		"--runtime-endpoint", "unix://" + d.sock, "--image-endpoint", "unix://" + d.sock,
 		"--test-images-file", d.imagesFile,
+		"--nri-socket", d.nriSock,
 		// critest v1.37.0 declares --report-dir but writes nothing there:
 		// ginkgo's own report flags do the job.
 		"--ginkgo.junit-report", filepath.Join(o.reportDir, "junit.xml"),
