@@ -19,10 +19,22 @@ type Backends struct {
 	Images  ImageStore
 	Network Network
 	Logs    LogOpener
+	// Features are what the host supports, probed at start-up.
+	Features HostFeatures
 	// Streams serves exec/attach/port-forward URLs. It is set after New,
 	// with SetStreamServer, because the stream server calls back into the
 	// Service (see StreamBackend).
 	Streams StreamServer
+}
+
+// HostFeatures are the optional mechanisms that work on this host.
+type HostFeatures struct {
+	// UserNamespaces: pods may have a user namespace (userns_options mode
+	// POD), i.e. the host can ID-map the image layers of their rootfs.
+	UserNamespaces bool
+	// RootfsDir is the host directory under which containers' rootfs
+	// mounts live (verbose Status reports it as stateDir).
+	RootfsDir string
 }
 
 // ---- pod VMs (podvm) ----
@@ -75,7 +87,31 @@ type PodVM interface {
 	DialPort(ctx context.Context, port int32) (io.ReadWriteCloser, error)
 	// PodPIDNamespace returns the guest PID of the holder of the pod's
 	// shared PID namespace (started on first use; the same while it runs).
-	PodPIDNamespace(ctx context.Context) (int, error)
+	// For a pod with a user namespace, userns is its mapping and the
+	// holder also holds the pod's user namespace and the IPC namespace it
+	// owns; the zero IDMapping is none.
+	PodPIDNamespace(ctx context.Context, userns IDMapping) (int, error)
+}
+
+// IDMapping is a pod user namespace's mapping, one range of UIDs and one of
+// GIDs (what kubelet sends); the outside IDs are guest IDs. The zero value
+// is no user namespace.
+type IDMapping struct {
+	UID, GID IDRange
+}
+
+// IDRange maps Size IDs from ContainerID inside to HostID outside.
+type IDRange struct {
+	ContainerID, HostID, Size uint32
+}
+
+// RootfsOptions are how a container's rootfs is assembled.
+type RootfsOptions struct {
+	// ReadOnly is the container's readonly_rootfs.
+	ReadOnly bool
+	// Userns is the pod's user namespace mapping: its root must own the
+	// rootfs (ID-mapped layers, upper directory owned by it).
+	Userns IDMapping
 }
 
 // GuestFiles exposes host files to the guest through the pod's shared
@@ -83,7 +119,7 @@ type PodVM interface {
 type GuestFiles interface {
 	// PrepareRootfs assembles a container's rootfs from the image's layer
 	// directories (lowest first) and returns its guest path.
-	PrepareRootfs(ctx context.Context, containerID string, layerDirs []string, readOnly bool) (guestPath string, err error)
+	PrepareRootfs(ctx context.Context, containerID string, layerDirs []string, opts RootfsOptions) (guestPath string, err error)
 	// ShareHostPath exposes a host file or directory (a CRI mount's
 	// host_path, symlinks already resolved) to a container and returns its
 	// guest path.

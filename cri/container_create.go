@@ -53,6 +53,9 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContaine
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
+	if err := checkContainerUserns(sb.Metadata.Config, cfg); err != nil {
+		return nil, fmt.Errorf("create container: %w", err)
+	}
 	name := containerName(cfg.Metadata, sb.Metadata.Config.Metadata)
 	o, err := s.createOp(ctx, name, sb.ID, cfg)
 	if err != nil {
@@ -142,7 +145,8 @@ func (s *Service) createContainer(ctx context.Context, id, name string, sb sandb
 	if err != nil {
 		return err
 	}
-	podPID, targetPID, err := s.pidNamespaces(ctx, vm, sb.ID, sc.GetNamespaceOptions())
+	userns := podUserns(sb.Metadata.Config)
+	ns, err := s.podNamespaces(ctx, vm, sb.ID, sc.GetNamespaceOptions(), userns)
 	if err != nil {
 		return err
 	}
@@ -152,7 +156,7 @@ func (s *Service) createContainer(ctx context.Context, id, name string, sb sandb
 		return fmt.Errorf("image layers: %w", err)
 	}
 	undo.push("release container files", func(ctx context.Context) error { return vm.ReleaseContainerFiles(ctx, id) })
-	rootfs, err := vm.PrepareRootfs(ctx, id, layers, sc.GetReadonlyRootfs())
+	rootfs, err := vm.PrepareRootfs(ctx, id, layers, RootfsOptions{ReadOnly: sc.GetReadonlyRootfs(), Userns: userns})
 	if err != nil {
 		return fmt.Errorf("prepare rootfs: %w", err)
 	}
@@ -164,7 +168,8 @@ func (s *Service) createContainer(ctx context.Context, id, name string, sb sandb
 		ContainerID: id, Config: cfg, Sandbox: sb.Metadata.Config,
 		Image:      ocispec.ImageConfig{Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, Env: img.Config.Env, WorkingDir: img.Config.WorkingDir},
 		RootfsPath: rootfs, User: user, Mounts: mounts, Seccomp: seccomp,
-		PodPIDNamespace: podPID, TargetPIDNamespace: targetPID,
+		PodPIDNamespace: ns.PodPID, TargetPIDNamespace: ns.TargetPID,
+		PodUserNamespace: ns.PodUser, PodIPCNamespace: ns.PodIPC,
 		NetFilesDir: guestNetFilesDir, CgroupsPath: guestCgroupParent + "/" + id,
 	})
 	if err != nil {
@@ -296,28 +301,37 @@ func (s *Service) shareImage(ctx context.Context, vm PodVM, id, field string, m 
 	return guest, img.ID, nil
 }
 
-// pidNamespaces finds the PID namespace a POD-mode container joins (the
-// pod's, held by a process in the guest) and the target container's for
-// TARGET mode.
-func (s *Service) pidNamespaces(ctx context.Context, vm PodVM, sandboxID string, o *runtime.NamespaceOption) (pod, target string, err error) {
-	switch o.GetPid() {
-	case runtime.NamespaceMode_POD:
-		// The pod's namespace belongs to a holder process in the guest,
+// podNamespaces finds the namespaces of the pod a container joins: the
+// pod's PID namespace for POD mode and, for a pod with a user namespace,
+// that namespace and the pod's IPC namespace, all held by one process in
+// the guest; the target container's PID namespace for TARGET mode.
+func (s *Service) podNamespaces(ctx context.Context, vm PodVM, sandboxID string, o *runtime.NamespaceOption, userns IDMapping) (ocispec.NamespacePaths, error) {
+	var p ocispec.NamespacePaths
+	if o.GetPid() == runtime.NamespaceMode_POD || userns != (IDMapping{}) {
+		// The pod's namespaces belong to a holder process in the guest,
 		// as to kubelet's pause container elsewhere: no container is its
-		// PID 1, and it outlives each of them.
-		pid, err := vm.PodPIDNamespace(ctx)
+		// PID 1, and it outlives each of them. The holder of a pod with a
+		// user namespace is in it, so that the namespaces it holds are
+		// owned by it.
+		pid, err := vm.PodPIDNamespace(ctx, userns)
 		if err != nil {
-			return "", "", fmt.Errorf("pod PID namespace: %w", err)
+			return p, fmt.Errorf("pod namespaces: %w", err)
 		}
-		return fmt.Sprintf("/proc/%d/ns/pid", pid), "", nil
-	case runtime.NamespaceMode_TARGET:
+		if o.GetPid() == runtime.NamespaceMode_POD {
+			p.PodPID = fmt.Sprintf("/proc/%d/ns/pid", pid)
+		}
+		if userns != (IDMapping{}) {
+			p.PodUser, p.PodIPC = fmt.Sprintf("/proc/%d/ns/user", pid), fmt.Sprintf("/proc/%d/ns/ipc", pid)
+		}
+	}
+	if o.GetPid() == runtime.NamespaceMode_TARGET {
 		c, err := s.containers.Get(o.GetTargetId())
 		if err != nil || c.Metadata.SandboxID != sandboxID || c.Status.Pid <= 0 {
-			return "", "", fmt.Errorf("linux.security_context.namespace_options.target_id %q: no such container in the pod: %w", o.GetTargetId(), errdefs.ErrInvalidArgument)
+			return p, fmt.Errorf("linux.security_context.namespace_options.target_id %q: no such container in the pod: %w", o.GetTargetId(), errdefs.ErrInvalidArgument)
 		}
-		return "", fmt.Sprintf("/proc/%d/ns/pid", c.Status.Pid), nil
+		p.TargetPID = fmt.Sprintf("/proc/%d/ns/pid", c.Status.Pid)
 	}
-	return "", "", nil
+	return p, nil
 }
 
 func firstOr(xs []string, def string) string {

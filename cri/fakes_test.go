@@ -81,11 +81,15 @@ type fakeVM struct {
 	containers map[string]*specs.Spec
 	released   []string
 	resources  map[string]*specs.LinuxResources // last update per container
-	CreateFn   func(ContainerSpec) error
-	StartFn    func(ctx context.Context, id string) error
-	ExecFn     func(*fakeProc, ExecSpec)
-	StatsFn    func(id string) (ContainerStats, error)
-	StopErr    error // returned (once) by Stop
+	// userns records PodPIDNamespace's mappings, rootfs PrepareRootfs's
+	// options by container.
+	userns   []IDMapping
+	rootfs   map[string]RootfsOptions
+	CreateFn func(ContainerSpec) error
+	StartFn  func(ctx context.Context, id string) error
+	ExecFn   func(*fakeProc, ExecSpec)
+	StatsFn  func(id string) (ContainerStats, error)
+	StopErr  error // returned (once) by Stop
 }
 
 func (v *fakeVM) Done() <-chan struct{} { return v.done }
@@ -107,12 +111,23 @@ func (v *fakeVM) Stop(context.Context) error {
 }
 
 // PodPIDNamespace returns the same holder PID for the VM's life.
-func (v *fakeVM) PodPIDNamespace(context.Context) (int, error) { return 4242, nil }
+func (v *fakeVM) PodPIDNamespace(_ context.Context, userns IDMapping) (int, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.userns = append(v.userns, userns)
+	return 4242, nil
+}
 
 func (v *fakeVM) DialPort(context.Context, int32) (io.ReadWriteCloser, error) {
 	return nil, errdefs.ErrUnimplemented
 }
-func (v *fakeVM) PrepareRootfs(_ context.Context, id string, layers []string, _ bool) (string, error) {
+func (v *fakeVM) PrepareRootfs(_ context.Context, id string, layers []string, opts RootfsOptions) (string, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.rootfs == nil {
+		v.rootfs = map[string]RootfsOptions{}
+	}
+	v.rootfs[id] = opts
 	return "/run/podvisor/shared/containers/" + id + "/rootfs", nil
 }
 
@@ -479,13 +494,16 @@ type env struct {
 	network Network
 	// config, if set, changes the default configuration.
 	config func(*Config)
+	// features are the host's (user namespaces supported by default).
+	features HostFeatures
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, vms: newFakeVMs(), images: newFakeImages(), net: &fakeNet{}, logs: &fakeLogs{},
-		paths: Paths{Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state")}}
+		paths:    Paths{Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state")},
+		features: HostFeatures{UserNamespaces: true, RootfsDir: filepath.Join(dir, "state", "pods")}}
 	e.open()
 	return e
 }
@@ -500,7 +518,7 @@ func (e *env) open() {
 	if e.config != nil {
 		e.config(&cfg)
 	}
-	s, err := New(context.Background(), cfg, e.paths, Backends{VMs: e.vms, Images: e.images, Network: network, Logs: e.logs, Streams: fakeStreams{}})
+	s, err := New(context.Background(), cfg, e.paths, Backends{VMs: e.vms, Images: e.images, Network: network, Logs: e.logs, Streams: fakeStreams{}, Features: e.features})
 	if err != nil {
 		e.t.Fatal(err)
 	}

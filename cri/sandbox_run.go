@@ -40,6 +40,10 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandboxReq
 	if err := validateSandboxConfig(cfg); err != nil {
 		return nil, fmt.Errorf("run pod sandbox: %w", err)
 	}
+	const usernsField = "config.linux.security_context.namespace_options.userns_options"
+	if err := validateUserns(usernsField, cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions(), s.b.Features.UserNamespaces); err != nil {
+		return nil, fmt.Errorf("run pod sandbox: %w", err)
+	}
 	if err := validateRuntimeHandler(r.RuntimeHandler); err != nil {
 		return nil, err
 	}

@@ -20,14 +20,36 @@ func (s *Service) Status(ctx context.Context, r *runtime.StatusRequest) (*runtim
 			netCond,
 		}},
 		RuntimeHandlers: []*runtime.RuntimeHandler{
-			{Name: "", Features: &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}},
-			{Name: RuntimeHandlerName, Features: &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}},
+			{Name: "", Features: s.handlerFeatures()},
+			{Name: RuntimeHandlerName, Features: s.handlerFeatures()},
 		},
 		Features: &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
 	if r.Verbose {
-		cfg, _ := json.Marshal(s.cfg)
-		resp.Info = map[string]string{"config": string(cfg)}
+		resp.Info = map[string]string{"config": s.verboseConfig()}
 	}
 	return resp, nil
+}
+
+// handlerFeatures are the features of podvisor's runtime handler. User
+// namespaces are advertised only where the host can ID-map image layers,
+// which a pod user namespace's rootfs needs.
+func (s *Service) handlerFeatures() *runtime.RuntimeHandlerFeatures {
+	return &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true, UserNamespaces: s.b.Features.UserNamespaces}
+}
+
+// verboseConfig is the configuration in JSON, with stateDir, as containerd
+// reports it: the directory under which containers' rootfs mounts live
+// (clients probe its parent's filesystem, e.g. for ID-mapped mounts).
+func (s *Service) verboseConfig() string {
+	raw, _ := json.Marshal(s.cfg)
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return string(raw)
+	}
+	if d := s.b.Features.RootfsDir; d != "" {
+		m["stateDir"] = d
+	}
+	out, _ := json.Marshal(m)
+	return string(out)
 }

@@ -68,9 +68,8 @@ func validateNamespaces(field string, o *runtime.NamespaceOption) error {
 			return invalid(field+"."+n.name, "host namespaces cannot be used by a pod VM (NODE mode)")
 		}
 	}
-	if o.GetUsernsOptions() != nil && o.GetUsernsOptions().GetMode() != runtime.NamespaceMode_NODE {
-		return invalid(field+".userns_options", "user namespaces are not supported in pod VMs")
-	}
+	// userns_options: validateUserns for the pod; a container's must be
+	// its pod's (checkContainerUserns).
 	return nil
 }
 

@@ -90,7 +90,7 @@ func buildBusyboxLayer(t *testing.T, dir string) {
 // rootfs prepares a container's rootfs and registers its cleanup.
 func (c *ctrEnv) rootfs(t *testing.T, id string) string {
 	t.Helper()
-	guestPath, err := c.vm.PrepareRootfs(context.Background(), id, []string{c.lower}, c.upperRoot)
+	guestPath, err := c.vm.PrepareRootfs(context.Background(), id, []string{c.lower}, c.upperRoot, podvm.IDMapping{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,12 +23,12 @@ var mountNamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
 
 // PrepareRootfs mounts the container's rootfs in this VM's shared directory
 // (see the package-level PrepareRootfs) and returns its guest path.
-func (v *VM) PrepareRootfs(ctx context.Context, containerID string, lowerDirs []string, upperRoot string) (string, error) {
+func (v *VM) PrepareRootfs(ctx context.Context, containerID string, lowerDirs []string, upperRoot string, userns IDMapping) (string, error) {
 	if v.sharedDir == "" {
 		return "", fmt.Errorf("%w: VM %s has no shared directory", ErrInvalidContainer, v.id)
 	}
 	return inMountNS(v, func() (string, error) {
-		guest, _, err := PrepareRootfs(ctx, v.sharedDir, containerID, lowerDirs, upperRoot)
+		guest, _, err := PrepareRootfs(ctx, v.sharedDir, containerID, lowerDirs, upperRoot, userns)
 		return guest, err
 	})
 }

@@ -45,9 +45,13 @@ const maxLowerDirs = 128
 // that happened (VM.PrepareRootfs does both), or the mount is not visible
 // in the guest.
 //
+// With a non-zero userns (a pod user namespace's mapping) the lower layers
+// are ID-mapped clones (see idmapLayers) and the upper directory belongs
+// to the namespace's root, so the container's root owns its rootfs.
+//
 // cleanup unmounts the overlay (lazily if it is busy) and removes the mount
 // point and the upper directory; call it after DeleteContainer.
-func PrepareRootfs(ctx context.Context, sharedDir, containerID string, lowerDirs []string, upperRoot string) (guestRootfs string, cleanup func() error, retErr error) {
+func PrepareRootfs(ctx context.Context, sharedDir, containerID string, lowerDirs []string, upperRoot string, userns IDMapping) (guestRootfs string, cleanup func() error, retErr error) {
 	if !idPattern.MatchString(containerID) {
 		return "", nil, fmt.Errorf("%w: container ID %q", ErrInvalidContainer, containerID)
 	}
@@ -82,6 +86,21 @@ func PrepareRootfs(ctx context.Context, sharedDir, containerID string, lowerDirs
 		}
 	}
 	undo = append(undo, func() error { return os.RemoveAll(upperDir) })
+	if !userns.Zero() {
+		uid, gid, err := userns.rootIDs()
+		if err != nil {
+			return "", nil, err
+		}
+		if err := os.Lchown(upper, uid, gid); err != nil {
+			return "", nil, err
+		}
+		mapped, release, err := idmapLayers(lowerDirs, userns)
+		if err != nil {
+			return "", nil, fmt.Errorf("ID-mapped layers for %s: %w", containerID, err)
+		}
+		defer release()
+		lowerDirs = mapped
+	}
 	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowerDirs, ":"), upper, work)
 	if len(data) >= os.Getpagesize() {
 		return "", nil, fmt.Errorf("%w: overlay options of %d bytes exceed a page", ErrInvalidContainer, len(data))

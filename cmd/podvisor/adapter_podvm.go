@@ -214,9 +214,13 @@ func (p *podVM) Stop(ctx context.Context) error {
 	return os.RemoveAll(filepath.Join(p.a.podsDir, p.sandboxID))
 }
 
-func (p *podVM) PodPIDNamespace(ctx context.Context) (int, error) {
-	pid, err := p.vm.PodPIDNamespace(ctx)
+func (p *podVM) PodPIDNamespace(ctx context.Context, userns cri.IDMapping) (int, error) {
+	pid, err := p.vm.PodPIDNamespace(ctx, podvmIDMapping(userns))
 	return pid, vmErr(err)
+}
+
+func podvmIDMapping(m cri.IDMapping) podvm.IDMapping {
+	return podvm.IDMapping{UID: podvm.IDRange(m.UID), GID: podvm.IDRange(m.GID)}
 }
 
 func (p *podVM) DialPort(ctx context.Context, port int32) (io.ReadWriteCloser, error) {
@@ -226,12 +230,12 @@ func (p *podVM) DialPort(ctx context.Context, port int32) (io.ReadWriteCloser, e
 
 // PrepareRootfs mounts the overlay; layerDirs come base first, overlayfs
 // wants the topmost first. A read-only rootfs is enforced by the OCI spec.
-func (p *podVM) PrepareRootfs(ctx context.Context, containerID string, layerDirs []string, _ bool) (string, error) {
+func (p *podVM) PrepareRootfs(ctx context.Context, containerID string, layerDirs []string, opts cri.RootfsOptions) (string, error) {
 	lower := make([]string, len(layerDirs))
 	for i, d := range layerDirs {
 		lower[len(layerDirs)-1-i] = d
 	}
-	g, err := p.vm.PrepareRootfs(ctx, containerID, lower, p.a.upperRoot)
+	g, err := p.vm.PrepareRootfs(ctx, containerID, lower, p.a.upperRoot, podvmIDMapping(opts.Userns))
 	return g, vmErr(err)
 }
 

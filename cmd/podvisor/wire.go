@@ -56,11 +56,24 @@ func wireBackends(ctx context.Context, o Options, cfg cri.Config) (_ cri.Backend
 		return cri.Backends{}, nil, fmt.Errorf("pod VMs: %w", err)
 	}
 	return cri.Backends{
-		VMs:     vms,
-		Images:  images,
-		Network: networkAdapter{nm},
-		Logs:    logOpener{},
+		VMs:      vms,
+		Images:   images,
+		Network:  networkAdapter{nm},
+		Logs:     logOpener{},
+		Features: hostFeatures(filepath.Join(o.Root, "images"), vms.podsDir),
 	}, closeAll, nil
+}
+
+// hostFeatures probes what this host supports: pod user namespaces need
+// ID-mapped mounts of the image layers under layersDir.
+func hostFeatures(layersDir, podsDir string) cri.HostFeatures {
+	f := cri.HostFeatures{RootfsDir: podsDir}
+	if err := podvm.IDMappedLayersSupported(layersDir); err != nil {
+		klog.InfoS("Pod user namespaces disabled: image layers cannot be ID-mapped on this host", "dir", layersDir, "err", err)
+		return f
+	}
+	f.UserNamespaces = true
+	return f
 }
 
 // newVMAdapter chooses the VMM and prepares pod VM state.

@@ -34,6 +34,11 @@ type Input struct {
 	// create the pod's first one. TargetPIDNamespace likewise for TARGET.
 	PodPIDNamespace    string
 	TargetPIDNamespace string
+	// PodUserNamespace and PodIPCNamespace are the pod's user and IPC
+	// namespaces ("/proc/<pid>/ns/user" and …/ipc of the pod's namespace
+	// holder) when the pod has a user namespace (userns_options mode
+	// POD); "" otherwise.
+	PodUserNamespace, PodIPCNamespace string
 	// NetFilesDir holds hosts, hostname and resolv.conf in the guest.
 	NetFilesDir string
 	// CgroupsPath is the container's cgroup in the guest.
@@ -66,6 +71,9 @@ func Build(in Input) (*specs.Spec, error) {
 	privileged := sc.GetPrivileged()
 	if privileged && !in.Sandbox.GetLinux().GetSecurityContext().GetPrivileged() {
 		return nil, fmt.Errorf("linux.security_context.privileged: the pod sandbox is not privileged: %w", errdefs.ErrInvalidArgument)
+	}
+	if privileged && UsernsMode(sc.GetNamespaceOptions().GetUsernsOptions()) == runtime.NamespaceMode_POD {
+		return nil, fmt.Errorf("linux.security_context.privileged: a privileged container cannot run in the pod's user namespace: %w", errdefs.ErrInvalidArgument)
 	}
 	args, err := Args(c.Command, c.Args, in.Image.Entrypoint, in.Image.Cmd)
 	if err != nil {
@@ -117,12 +125,14 @@ func Build(in Input) (*specs.Spec, error) {
 	if err := checkDevices(c.Devices, c.CDIDevices); err != nil {
 		return nil, err
 	}
-	if s.Linux.Namespaces, err = Namespaces(sc.GetNamespaceOptions(), in.PodPIDNamespace, in.TargetPIDNamespace); err != nil {
+	nsPaths := NamespacePaths{PodPID: in.PodPIDNamespace, TargetPID: in.TargetPIDNamespace, PodUser: in.PodUserNamespace, PodIPC: in.PodIPCNamespace}
+	if s.Linux.Namespaces, err = Namespaces(sc.GetNamespaceOptions(), nsPaths); err != nil {
 		return nil, err
 	}
 	if s.Mounts, err = Mounts(in.Mounts, in.NetFilesDir, privileged); err != nil {
 		return nil, err
 	}
+	applyUserns(s, sc.GetNamespaceOptions().GetUsernsOptions())
 	if err := applyResources(s, c.GetLinux().GetResources()); err != nil {
 		return nil, err
 	}
@@ -263,10 +273,26 @@ func capNames(field string, in []string) ([]string, error) {
 	return out, nil
 }
 
+// NamespacePaths are the namespaces of its pod a container joins, each
+// "/proc/<pid>/ns/<type>" of a guest process.
+type NamespacePaths struct {
+	// PodPID is the pod's PID namespace for NamespaceMode POD, "" to
+	// create the pod's first one; TargetPID a running container's for
+	// TARGET.
+	PodPID, TargetPID string
+	// PodUser and PodIPC are the pod's user namespace and the IPC
+	// namespace it owns, for a pod with userns_options mode POD.
+	PodUser, PodIPC string
+}
+
 // Namespaces returns the container's namespaces inside the guest. The
 // network namespace is the guest's, which is the pod's; so is the IPC
-// namespace for NamespaceMode POD. Host (NODE) namespaces are refused.
-func Namespaces(o *runtime.NamespaceOption, podPID, targetPID string) ([]specs.LinuxNamespace, error) {
+// namespace for NamespaceMode POD, unless the pod has a user namespace:
+// then every container joins it, and the pod's IPC namespace is the one
+// it owns (mqueue can only be mounted by the IPC namespace's owner). Host
+// (NODE) namespaces are refused; a user namespace mode other than NODE or
+// POD too.
+func Namespaces(o *runtime.NamespaceOption, p NamespacePaths) ([]specs.LinuxNamespace, error) {
 	const f = "linux.security_context.namespace_options"
 	for _, n := range []struct {
 		name string
@@ -279,23 +305,36 @@ func Namespaces(o *runtime.NamespaceOption, podPID, targetPID string) ([]specs.L
 	if o.GetNetwork() == runtime.NamespaceMode_TARGET || o.GetIpc() == runtime.NamespaceMode_TARGET {
 		return nil, fmt.Errorf("%s: only pid may be TARGET: %w", f, errdefs.ErrInvalidArgument)
 	}
-	if o.GetUsernsOptions() != nil && o.GetUsernsOptions().GetMode() != runtime.NamespaceMode_NODE {
-		return nil, fmt.Errorf("%s.userns_options: user namespaces are not supported in pod VMs: %w", f, errdefs.ErrInvalidArgument)
-	}
 	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.UTSNamespace}, {Type: specs.CgroupNamespace}}
+	userns := false
+	switch m := UsernsMode(o.GetUsernsOptions()); m {
+	case runtime.NamespaceMode_NODE:
+	case runtime.NamespaceMode_POD:
+		if p.PodUser == "" || p.PodIPC == "" {
+			return nil, fmt.Errorf("%s.userns_options: the pod's user namespace is not known: %w", f, errdefs.ErrFailedPrecondition)
+		}
+		userns = true
+		// runc joins the user namespace first, then the others.
+		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace, Path: p.PodUser})
+	default:
+		return nil, fmt.Errorf("%s.userns_options.mode: %s: only NODE or POD: %w", f, m, errdefs.ErrInvalidArgument)
+	}
 	switch o.GetPid() {
 	case runtime.NamespaceMode_POD:
-		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: podPID})
+		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: p.PodPID})
 	case runtime.NamespaceMode_TARGET:
-		if targetPID == "" {
+		if p.TargetPID == "" {
 			return nil, fmt.Errorf("%s.target_id: no running target container: %w", f, errdefs.ErrFailedPrecondition)
 		}
-		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: targetPID})
+		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: p.TargetPID})
 	default:
 		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace})
 	}
-	if o.GetIpc() == runtime.NamespaceMode_CONTAINER {
+	switch {
+	case o.GetIpc() == runtime.NamespaceMode_CONTAINER:
 		ns = append(ns, specs.LinuxNamespace{Type: specs.IPCNamespace})
+	case userns:
+		ns = append(ns, specs.LinuxNamespace{Type: specs.IPCNamespace, Path: p.PodIPC})
 	}
 	return ns, nil
 }

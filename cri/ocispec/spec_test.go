@@ -158,7 +158,7 @@ func TestNamespaces(t *testing.T) {
 		{name: "userns", opts: &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD}}, errField: "userns_options"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ns, err := Namespaces(tc.opts, tc.podPID, "")
+			ns, err := Namespaces(tc.opts, NamespacePaths{PodPID: tc.podPID})
 			if tc.errField != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.errField) {
 					t.Fatalf("err = %v, want one naming %s", err, tc.errField)

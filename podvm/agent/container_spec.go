@@ -79,17 +79,28 @@ func validateSpec(id string, s *specs.Spec, paths specPaths) error {
 	if !under(s.Root.Path, paths.rootDir(id)) {
 		return invalid("bundle_spec.root.path", "%q is not under %s", truncate(s.Root.Path, 256), paths.rootDir(id))
 	}
-	for i, m := range s.Mounts {
-		if err := validateMount(fmt.Sprintf("bundle_spec.mounts[%d]", i), m, paths); err != nil {
-			return err
-		}
-	}
 	if s.Linux == nil {
 		return invalid("bundle_spec.linux", "missing")
 	}
 	for i, ns := range s.Linux.Namespaces {
 		if ns.Path != "" && !nsPathPattern.MatchString(ns.Path) {
 			return invalid(fmt.Sprintf("bundle_spec.linux.namespaces[%d].path", i), "%q is not /proc/<pid>/ns/<type>", truncate(ns.Path, 256))
+		}
+	}
+	userns, err := specUserns(s.Linux)
+	if err != nil {
+		return err
+	}
+	for i, m := range s.Mounts {
+		field := fmt.Sprintf("bundle_spec.mounts[%d]", i)
+		if isGuestSysfsBind(m) {
+			if userns == "" {
+				return invalid(field+".source", "the guest's /sys is bound only into containers of a pod user namespace")
+			}
+			continue
+		}
+		if err := validateMount(field, m, paths); err != nil {
+			return err
 		}
 	}
 	return validateCgroupsPath(id, s.Linux)
@@ -156,6 +167,14 @@ func validateMount(field string, m specs.Mount, paths specPaths) error {
 	return nil
 }
 
+// isGuestSysfsBind reports whether m is the read-only bind of the guest's
+// /sys on /sys that replaces a sysfs mount in a pod user namespace: sysfs
+// can only be mounted by the user namespace owning the network namespace,
+// and the pod's network namespace is the guest's.
+func isGuestSysfsBind(m specs.Mount) bool {
+	return isBind(m) && m.Source == "/sys" && m.Destination == "/sys" && slices.Contains(m.Options, "rro")
+}
+
 func isBind(m specs.Mount) bool {
 	return m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
 }
@@ -196,8 +215,13 @@ func resolveSpecPaths(id string, s *specs.Spec, paths specPaths) error {
 	if !under(root, real.rootDir(id)) {
 		return invalid("bundle_spec.root.path", "resolves to %q, outside %s", truncate(root, 256), paths.rootDir(id))
 	}
+	if userns, _ := specUserns(s.Linux); userns != "" {
+		if err := checkJoinedUserns(s.Linux, userns); err != nil {
+			return err
+		}
+	}
 	for i, m := range s.Mounts {
-		if !isBind(m) {
+		if !isBind(m) || isGuestSysfsBind(m) {
 			continue
 		}
 		src, err := filepath.EvalSymlinks(m.Source)

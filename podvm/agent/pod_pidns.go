@@ -18,6 +18,7 @@ const PauseArg = "pause"
 // podPIDNS is the holder of the pod's shared PID namespace.
 type podPIDNS struct {
 	pid    int
+	userns idMappings // zero: the guest's user namespace
 	exited chan struct{}
 }
 
@@ -25,9 +26,21 @@ type podPIDNS struct {
 // namespace, and returns its PID; later calls return the same one while it
 // runs. It runs as root with every capability, so a container without
 // CAP_SYS_PTRACE cannot reach the guest's root through /proc/1/root.
-func (s *Service) PodPIDNamespace(ctx context.Context, _ *agentpb.Empty) (*agentpb.PodPIDNamespaceResponse, error) {
+//
+// With ID mappings, the pause process is started in a new user namespace
+// with those mappings, and its PID and IPC namespaces are owned by it: a
+// container in that user namespace can mount proc for the PID namespace and
+// mqueue for the IPC namespace only if its user namespace owns them. The
+// pause process itself keeps the guest's root (kuid 0), which the mappings
+// need not map. A running holder is returned only to callers asking for
+// the same mappings.
+func (s *Service) PodPIDNamespace(ctx context.Context, req *agentpb.PodPIDNamespaceRequest) (*agentpb.PodPIDNamespaceResponse, error) {
 	if s.shuttingDown.Load() {
 		return nil, fmt.Errorf("%w: the guest is shutting down", ErrFailedPrecondition)
+	}
+	userns, err := requestMappings(req)
+	if err != nil {
+		return nil, toStatus(err)
 	}
 	s.pidnsMu.Lock()
 	defer s.pidnsMu.Unlock()
@@ -35,6 +48,9 @@ func (s *Service) PodPIDNamespace(ctx context.Context, _ *agentpb.Empty) (*agent
 		select {
 		case <-h.exited:
 		default:
+			if !h.userns.equal(userns) {
+				return nil, toStatus(fmt.Errorf("the pod's namespaces were started with user namespace mappings %v, not %v: %w", h.userns, userns, ErrFailedPrecondition))
+			}
 			return &agentpb.PodPIDNamespaceResponse{Pid: int32(h.pid)}, nil
 		}
 	}
@@ -53,19 +69,23 @@ func (s *Service) PodPIDNamespace(ctx context.Context, _ *agentpb.Empty) (*agent
 		Files: []uintptr{null.Fd(), null.Fd(), null.Fd()},
 		Sys:   &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setpgid: true},
 	}
+	if !userns.zero() {
+		attr.Sys.Cloneflags |= syscall.CLONE_NEWUSER | syscall.CLONE_NEWIPC
+		attr.Sys.UidMappings, attr.Sys.GidMappings = userns.sysProcIDMaps()
+	}
 	pid, exitCh, err := s.cfg.Reaper.Start(func() (int, error) {
 		return syscall.ForkExec(self, []string{"podvisor-pause", PauseArg}, attr)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the pod PID namespace holder: %w", err)
 	}
-	h := &podPIDNS{pid: pid, exited: make(chan struct{})}
+	h := &podPIDNS{pid: pid, userns: userns, exited: make(chan struct{})}
 	go func() {
 		e := <-exitCh
 		klog.InfoS("Pod PID namespace holder exited", "pid", pid, "status", e)
 		close(h.exited)
 	}()
 	s.pidns = h
-	klog.InfoS("Started the pod PID namespace holder", "pid", pid)
+	klog.InfoS("Started the pod PID namespace holder", "pid", pid, "userns", userns)
 	return &agentpb.PodPIDNamespaceResponse{Pid: int32(pid)}, nil
 }

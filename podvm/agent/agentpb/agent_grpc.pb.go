@@ -103,8 +103,10 @@ type AgentClient interface {
 	// PodPIDNamespace returns the PID of the holder of the pod's shared PID
 	// namespace, starting it on first use: a pause process that is PID 1 of
 	// a new namespace, which containers of a pod sharing its PID namespace
-	// join, so none of them is PID 1 and the namespace outlives each.
-	PodPIDNamespace(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*PodPIDNamespaceResponse, error)
+	// join, so none of them is PID 1 and the namespace outlives each. With
+	// ID mappings the holder also owns the pod's user namespace (and an IPC
+	// namespace owned by it), which every container of the pod joins.
+	PodPIDNamespace(ctx context.Context, in *PodPIDNamespaceRequest, opts ...grpc.CallOption) (*PodPIDNamespaceResponse, error)
 }
 
 type agentClient struct {
@@ -295,7 +297,7 @@ func (c *agentClient) ConfigureNetwork(ctx context.Context, in *NetworkConfig, o
 	return out, nil
 }
 
-func (c *agentClient) PodPIDNamespace(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*PodPIDNamespaceResponse, error) {
+func (c *agentClient) PodPIDNamespace(ctx context.Context, in *PodPIDNamespaceRequest, opts ...grpc.CallOption) (*PodPIDNamespaceResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PodPIDNamespaceResponse)
 	err := c.cc.Invoke(ctx, Agent_PodPIDNamespace_FullMethodName, in, out, cOpts...)
@@ -363,8 +365,10 @@ type AgentServer interface {
 	// PodPIDNamespace returns the PID of the holder of the pod's shared PID
 	// namespace, starting it on first use: a pause process that is PID 1 of
 	// a new namespace, which containers of a pod sharing its PID namespace
-	// join, so none of them is PID 1 and the namespace outlives each.
-	PodPIDNamespace(context.Context, *Empty) (*PodPIDNamespaceResponse, error)
+	// join, so none of them is PID 1 and the namespace outlives each. With
+	// ID mappings the holder also owns the pod's user namespace (and an IPC
+	// namespace owned by it), which every container of the pod joins.
+	PodPIDNamespace(context.Context, *PodPIDNamespaceRequest) (*PodPIDNamespaceResponse, error)
 	mustEmbedUnimplementedAgentServer()
 }
 
@@ -429,7 +433,7 @@ func (UnimplementedAgentServer) ListContainers(context.Context, *Empty) (*ListCo
 func (UnimplementedAgentServer) ConfigureNetwork(context.Context, *NetworkConfig) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ConfigureNetwork not implemented")
 }
-func (UnimplementedAgentServer) PodPIDNamespace(context.Context, *Empty) (*PodPIDNamespaceResponse, error) {
+func (UnimplementedAgentServer) PodPIDNamespace(context.Context, *PodPIDNamespaceRequest) (*PodPIDNamespaceResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method PodPIDNamespace not implemented")
 }
 func (UnimplementedAgentServer) mustEmbedUnimplementedAgentServer() {}
@@ -778,7 +782,7 @@ func _Agent_ConfigureNetwork_Handler(srv interface{}, ctx context.Context, dec f
 }
 
 func _Agent_PodPIDNamespace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(Empty)
+	in := new(PodPIDNamespaceRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -790,7 +794,7 @@ func _Agent_PodPIDNamespace_Handler(srv interface{}, ctx context.Context, dec fu
 		FullMethod: Agent_PodPIDNamespace_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AgentServer).PodPIDNamespace(ctx, req.(*Empty))
+		return srv.(AgentServer).PodPIDNamespace(ctx, req.(*PodPIDNamespaceRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
