@@ -85,6 +85,7 @@ type fakeVM struct {
 	// options by container.
 	userns   []IDMapping
 	rootfs   map[string]RootfsOptions
+	shares   []fakeShare // ShareHostPath calls
 	CreateFn func(ContainerSpec) error
 	StartFn  func(ctx context.Context, id string) error
 	ExecFn   func(*fakeProc, ExecSpec)
@@ -131,8 +132,17 @@ func (v *fakeVM) PrepareRootfs(_ context.Context, id string, layers []string, op
 	return "/run/podvisor/shared/containers/" + id + "/rootfs", nil
 }
 
+// fakeShare is one ShareHostPath call.
+type fakeShare struct {
+	host          string
+	ro, recursive bool
+}
+
 // ShareHostPath reports a submount "sub" for host paths ending in "-with-sub".
-func (v *fakeVM) ShareHostPath(_ context.Context, id, host string, _, _ bool) (string, []string, error) {
+func (v *fakeVM) ShareHostPath(_ context.Context, id, host string, ro, recursive bool) (string, []string, error) {
+	v.mu.Lock()
+	v.shares = append(v.shares, fakeShare{host, ro, recursive})
+	v.mu.Unlock()
 	var subs []string
 	if strings.HasSuffix(host, "-with-sub") {
 		subs = []string{"sub"}

@@ -224,17 +224,28 @@ func applyNRIMounts(ctx context.Context, files GuestFiles, id string, spec *spec
 			if err != nil {
 				return fmt.Errorf("NRI adjustment %s: source: %w: %w", field, err, errdefs.ErrInvalidArgument)
 			}
-			ro := slices.Contains(m.Options, "ro")
-			guest, subs, err := files.ShareHostPath(ctx, id, host, ro, false)
+			// Recursive read-only is read-only on the host side too, for
+			// the whole tree, like a CRI mount's.
+			rro := slices.Contains(m.Options, "rro")
+			ro := rro || slices.Contains(m.Options, "ro")
+			guest, subs, err := files.ShareHostPath(ctx, id, host, ro, rro)
 			if err != nil {
 				return fmt.Errorf("NRI adjustment %s: share %q with the pod VM: %w", field, host, err)
 			}
 			opts := []string{"rbind", "rprivate", "rw"}
-			if ro {
+			switch {
+			case rro:
+				opts[2] = "rro"
+			case ro:
 				opts[2] = "ro"
 			}
+			for _, o := range m.Options {
+				if o == "nosuid" || o == "nodev" || o == "noexec" {
+					opts = append(opts, o)
+				}
+			}
 			spec.Mounts = append(spec.Mounts, specs.Mount{Destination: dest, Type: "bind", Source: guest, Options: opts})
-			if ro {
+			if ro && !rro {
 				// Read-only, not recursively: submounts keep their own
 				// flags (see shareMounts).
 				for _, rel := range subs {

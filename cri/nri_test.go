@@ -362,10 +362,11 @@ func TestNRIAdjustmentApplied(t *testing.T) {
 	e, sock := newNRIEnv(t)
 	p := &testPlugin{}
 	connectPlugin(t, sock, "adjust", p)
-	hostDir := t.TempDir()
+	hostDir, secretDir := t.TempDir(), t.TempDir()
 	p.CreateFn = func(_ *api.PodSandbox, c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
 		a := &api.ContainerAdjustment{}
 		a.AddAnnotation("nri.example/owner", "test")
+		a.AddMount(&api.Mount{Destination: "/secret", Type: "bind", Source: secretDir, Options: []string{"rbind", "rro", "nosuid", "nodev", "relatime"}})
 		a.AddEnv("FROM_PLUGIN", "1")
 		a.AddEnv("PATH", "/plugin/bin")
 		a.SetArgs([]string{"sleep", "1000"})
@@ -396,17 +397,34 @@ func TestNRIAdjustmentApplied(t *testing.T) {
 	if *res.Memory.Limit != 128<<20 || res.CPU.Cpus != "0" || res.Unified["cpu.weight"] == "" || *res.Pids.Limit != 100 {
 		t.Fatalf("resources %+v", res)
 	}
-	var bind, tmpfs bool
+	var bind, tmpfs, rro bool
 	for _, m := range spec.Mounts {
 		switch m.Destination {
+		case "/secret":
+			rro = slices.Contains(m.Options, "rro") && slices.Contains(m.Options, "nosuid") && slices.Contains(m.Options, "nodev") &&
+				!slices.Contains(m.Options, "rw") && !slices.Contains(m.Options, "relatime")
 		case "/plugin":
 			bind = m.Type == "bind" && strings.HasPrefix(m.Source, "/run/podvisor/shared/mounts/"+cid) && slices.Contains(m.Options, "ro")
 		case "/scratch":
 			tmpfs = m.Type == "tmpfs"
 		}
 	}
-	if !bind || !tmpfs {
+	if !bind || !tmpfs || !rro {
 		t.Fatalf("mounts %+v", spec.Mounts)
+	}
+	// A recursive read-only bind is read-only for its whole tree on the
+	// host side too, not a writable share.
+	want := map[string]fakeShare{hostDir: {hostDir, true, false}, secretDir: {secretDir, true, true}}
+	for _, sh := range e.vms.get(pod).shares {
+		if w, ok := want[sh.host]; ok {
+			if sh != w {
+				t.Errorf("share %+v, want %+v", sh, w)
+			}
+			delete(want, sh.host)
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("not shared: %v", want)
 	}
 }
 
