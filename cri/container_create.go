@@ -221,6 +221,10 @@ func (s *Service) createContainer(ctx context.Context, id, name string, sb sandb
 		return fmt.Errorf("store container: %w", err)
 	}
 	s.addTask(&task{id: id, sandboxID: sb.ID, proc: proc, io: cio, exited: make(chan struct{})})
+	// Stored: a plugin that connects from now on finds it. The updates
+	// plugins asked for reach other pods' guests and must not hold
+	// synchronisation back meanwhile.
+	unblock()
 	if s.nri != nil {
 		if c, err := s.containers.Get(id); err == nil {
 			s.nri.postCreateContainer(ctx, nriPod(sb), nriContainer(c))

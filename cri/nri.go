@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	nri "github.com/containerd/nri/pkg/adaptation"
 	nrilog "github.com/containerd/nri/pkg/log"
@@ -157,9 +158,15 @@ func (n *nriHooks) updateContainers(ctx context.Context, updates []*nri.Containe
 	return failed, errors.Join(errs...)
 }
 
+// nriUpdateTimeout bounds one plugin-asked update of a container: it
+// reaches that container's guest, which may not answer.
+const nriUpdateTimeout = 30 * time.Second
+
 // applyNRIUpdate applies one plugin update over the container's current
 // resources.
 func (s *Service) applyNRIUpdate(ctx context.Context, u *nri.ContainerUpdate) error {
+	ctx, cancel := context.WithTimeout(ctx, nriUpdateTimeout)
+	defer cancel()
 	c, err := s.containers.Get(u.ContainerId)
 	if err != nil {
 		return err

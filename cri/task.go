@@ -74,6 +74,11 @@ func (s *Service) waitTask(t *task) {
 		}
 		return st, nil
 	})
+	// Only the record needs synchronisation held back: a plugin that
+	// connects now sees the container exited and may also hear of its
+	// stop, and the plugins' StopContainer (with the updates they ask for
+	// in other pods' guests) cannot hold every other pod's work back.
+	unblock()
 	if uerr != nil && !errdefs.IsNotFound(uerr) {
 		klog.ErrorS(uerr, "Recording container exit", "containerID", t.id)
 	}
