@@ -126,13 +126,26 @@ func TestCRIUserNamespaces(t *testing.T) {
 	}
 
 	// After a restart a new container, sharing the pod's PID namespace,
-	// joins the same user namespace and can mount its proc.
+	// joins the same user namespace and can mount its proc. The pod's
+	// namespace holder (its PID 1) runs as the namespace's root, the
+	// mapped ID, not as the guest's root (which would show as the
+	// overflow ID 65534 here).
 	d.restart()
 	ctr2 := d.mustCrictl("create", pod, d.usernsContainerJSON("second", runtime.NamespaceMode_POD,
-		"cat /proc/self/uid_map; readlink /proc/self/ns/user; echo pid=$$"), podCfg)
+		"cat /proc/self/uid_map; readlink /proc/self/ns/user; echo pid=$$; grep -E '^(Uid|Gid|Groups):' /proc/1/status"), podCfg)
 	out = d.runToExit(t, ctr2)
 	if !strings.Contains(strings.Join(strings.Fields(out), " "), "0 1000 100000") || strings.Contains(out, "pid=1\n") {
 		t.Errorf("second container after restart:\n%s", out)
+	}
+	for _, want := range []string{"Uid: 0 0 0 0", "Gid: 0 0 0 0"} {
+		if !strings.Contains(strings.Join(strings.Fields(out), " "), want) {
+			t.Errorf("pod namespace holder: want %q in\n%s", want, out)
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "Groups:" && len(f) > 1 {
+			t.Errorf("pod namespace holder has supplementary groups: %q", line)
+		}
 	}
 	d.mustCrictl("stopp", pod)
 	d.mustCrictl("rmp", pod)

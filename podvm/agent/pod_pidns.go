@@ -72,6 +72,13 @@ func (s *Service) PodPIDNamespace(ctx context.Context, req *agentpb.PodPIDNamesp
 	if !userns.zero() {
 		attr.Sys.Cloneflags |= syscall.CLONE_NEWUSER | syscall.CLONE_NEWIPC
 		attr.Sys.UidMappings, attr.Sys.GidMappings = userns.sysProcIDMaps()
+		// The holder runs as the namespace's root, which is the mapped
+		// guest ID, without supplementary groups: left as the guest's
+		// root, a container allowed to ptrace it would reach the guest's
+		// files through it as their owner. setgroups stays allowed in the
+		// pod's namespace, as runc leaves it in the namespaces it makes.
+		attr.Sys.GidMappingsEnableSetgroups = true
+		attr.Sys.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	pid, exitCh, err := s.cfg.Reaper.Start(func() (int, error) {
 		return syscall.ForkExec(self, []string{"podvisor-pause", PauseArg}, attr)
