@@ -132,10 +132,14 @@ func (m *Manager) Reattach(ctx context.Context, id string) (*VM, error) {
 	var ns *mountns.Namespace
 	if p.MountNS != "" {
 		if ns, err = mountns.Open(p.MountNS); err != nil {
+			err = lost("mount namespace", err)
 			if fsd != nil {
-				fsd.Release()
+				// The VM is stopped: its virtiofsd must not outlive it.
+				stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hypervisor.DefaultStopTimeout)
+				fsd.Stop(stopCtx)
+				cancel()
 			}
-			return nil, lost("mount namespace", err)
+			return nil, err
 		}
 	}
 	// From here a failure leaves the VM running for a later attempt, but
