@@ -45,14 +45,11 @@ func (v *VM) PrepareRootfs(ctx context.Context, containerID string, lowerDirs []
 // mounts stay free: it can unmount and remove a submount of a volume while
 // the pod runs.
 func (v *VM) ShareHostPath(containerID, name, hostPath string, readOnly, recursive bool) (string, error) {
-	switch {
-	case v.sharedDir == "":
-		return "", fmt.Errorf("%w: VM %s has no shared directory", ErrInvalidContainer, v.id)
-	case !idPattern.MatchString(containerID):
-		return "", fmt.Errorf("%w: container ID %q", ErrInvalidContainer, containerID)
-	case !mountNamePattern.MatchString(name):
-		return "", fmt.Errorf("%w: mount name %q", ErrInvalidContainer, name)
-	case !filepath.IsAbs(hostPath):
+	target, err := v.mountTarget(containerID, name)
+	if err != nil {
+		return "", err
+	}
+	if !filepath.IsAbs(hostPath) {
 		return "", fmt.Errorf("%w: host path %q is not absolute", ErrInvalidContainer, hostPath)
 	}
 	fi, err := os.Stat(hostPath)
@@ -64,7 +61,6 @@ func (v *VM) ShareHostPath(containerID, name, hostPath string, readOnly, recursi
 		return "", err
 	}
 	defer unix.Close(tree)
-	target := filepath.Join(v.sharedDir, "containers", containerID, "mounts", name)
 	err = v.inMountNS(func() error {
 		if err := makeMountPoint(target, fi.IsDir()); err != nil {
 			return err
@@ -83,6 +79,20 @@ func (v *VM) ShareHostPath(containerID, name, hostPath string, readOnly, recursi
 
 // makeMountPoint creates target, a directory or an empty file, and its
 // parents. It fails if target exists.
+// mountTarget is where a share named name of the container is mounted in
+// the shared directory, after checking both names.
+func (v *VM) mountTarget(containerID, name string) (string, error) {
+	switch {
+	case v.sharedDir == "":
+		return "", fmt.Errorf("%w: VM %s has no shared directory", ErrInvalidContainer, v.id)
+	case !idPattern.MatchString(containerID):
+		return "", fmt.Errorf("%w: container ID %q", ErrInvalidContainer, containerID)
+	case !mountNamePattern.MatchString(name):
+		return "", fmt.Errorf("%w: mount name %q", ErrInvalidContainer, name)
+	}
+	return filepath.Join(v.sharedDir, "containers", containerID, "mounts", name), nil
+}
+
 func makeMountPoint(target string, dir bool) error {
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return err

@@ -55,13 +55,8 @@ func PrepareRootfs(ctx context.Context, sharedDir, containerID string, lowerDirs
 	if !idPattern.MatchString(containerID) {
 		return "", nil, fmt.Errorf("%w: container ID %q", ErrInvalidContainer, containerID)
 	}
-	if len(lowerDirs) == 0 || len(lowerDirs) > maxLowerDirs {
-		return "", nil, fmt.Errorf("%w: %d lower dirs, want 1-%d", ErrInvalidContainer, len(lowerDirs), maxLowerDirs)
-	}
-	for _, d := range append([]string{sharedDir, upperRoot}, lowerDirs...) {
-		if !filepath.IsAbs(d) || strings.ContainsAny(d, ",:\\") {
-			return "", nil, fmt.Errorf("%w: path %q must be absolute without , : or \\", ErrInvalidContainer, d)
-		}
+	if err := checkOverlayPaths(lowerDirs, sharedDir, upperRoot); err != nil {
+		return "", nil, err
 	}
 	// Undo steps, run last-first if a later step fails.
 	var undo []func() error
@@ -129,6 +124,21 @@ func unmount(target string) error {
 	}
 	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unmount %s: %w", target, err)
+	}
+	return nil
+}
+
+// checkOverlayPaths checks an overlay's lower layers (1 to maxLowerDirs)
+// and any other paths that go into its mount options: absolute, and
+// without the characters that separate those options.
+func checkOverlayPaths(lowerDirs []string, others ...string) error {
+	if len(lowerDirs) == 0 || len(lowerDirs) > maxLowerDirs {
+		return fmt.Errorf("%w: %d lower dirs, want 1-%d", ErrInvalidContainer, len(lowerDirs), maxLowerDirs)
+	}
+	for _, d := range append(others, lowerDirs...) {
+		if !filepath.IsAbs(d) || strings.ContainsAny(d, ",:\\") {
+			return fmt.Errorf("%w: path %q must be absolute without , : or \\", ErrInvalidContainer, d)
+		}
 	}
 	return nil
 }

@@ -27,28 +27,15 @@ func (v *VM) ShareImage(containerID, name string, lowerDirs []string, subPath st
 }
 
 func (v *VM) shareImage(containerID, name string, lowerDirs []string, subPath string) (guestPath string, retErr error) {
-	switch {
-	case v.sharedDir == "":
-		return "", fmt.Errorf("%w: VM %s has no shared directory", ErrInvalidContainer, v.id)
-	case !idPattern.MatchString(containerID):
-		return "", fmt.Errorf("%w: container ID %q", ErrInvalidContainer, containerID)
-	case !mountNamePattern.MatchString(name):
-		return "", fmt.Errorf("%w: mount name %q", ErrInvalidContainer, name)
-	case len(lowerDirs) == 0 || len(lowerDirs) > maxLowerDirs:
-		return "", fmt.Errorf("%w: %d image layers, want 1-%d", ErrInvalidContainer, len(lowerDirs), maxLowerDirs)
-	}
-	for _, d := range lowerDirs {
-		if !filepath.IsAbs(d) || strings.ContainsAny(d, ",:\\") {
-			return "", fmt.Errorf("%w: layer path %q must be absolute without , : or \\", ErrInvalidContainer, d)
-		}
-	}
-	dir := filepath.Join(v.sharedDir, "containers", containerID, "mounts")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	target, err := v.mountTarget(containerID, name)
+	if err != nil {
 		return "", err
 	}
-	target := filepath.Join(dir, name)
-	if err := os.Mkdir(target, 0o755); err != nil {
-		return "", fmt.Errorf("create mount point %s: %w", target, err)
+	if err := checkOverlayPaths(lowerDirs); err != nil {
+		return "", err
+	}
+	if err := makeMountPoint(target, true); err != nil {
+		return "", err
 	}
 	defer func() {
 		if retErr != nil {
